@@ -1,0 +1,335 @@
+"""Public kernel functions: softmax, log-softmax, logsumexp and the NLL loss.
+
+Each function validates its arguments once (``_validation``), allocates its
+output, and makes one call into the compiled row kernels, which run without
+the GIL.  float32 stays float32 and float64 stays float64; other real dtypes
+are computed in float64.
+"""
+
+import numpy as np
+
+from . import _softmax
+from ._validation import (
+    as_float_array,
+    check_axis,
+    check_labels,
+    check_out,
+    check_reduction,
+    check_sample_weight,
+    rows_view,
+)
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "nll_loss",
+    "local_gradient",
+    "nll_loss_and_gradient",
+]
+
+
+def _rowwise(kernel, z, axis, out):
+    """Apply a row kernel over `axis` of `z`, into `out` or a new array."""
+    z = as_float_array(z, "z")
+    axes = check_axis(axis, z.ndim)
+    if out is not None:
+        check_out(out, z.shape, z.dtype, (z,))
+    z2, moved_shape, perm = rows_view(z, axes)
+    if perm is None:
+        # class axes are trailing: write straight into the result
+        res = out if out is not None else np.empty(z.shape, dtype=z.dtype)
+        kernel(z2, res.reshape(z2.shape))
+        return res
+    o2 = np.empty(z2.shape, dtype=z.dtype)
+    kernel(z2, o2)
+    back = o2.reshape(moved_shape).transpose(np.argsort(perm))
+    if out is None:
+        return np.ascontiguousarray(back)
+    out[...] = back
+    return out
+
+
+def softmax(z, axis=-1, *, out=None):
+    r"""Softmax over `axis`: probabilities that are positive and sum to one.
+
+    .. math::
+
+        p_j = \frac{\exp(z_j - r)}{\sum_k \exp(z_k - r)}, \qquad r = \max_k z_k
+
+    Subtracting the row maximum `r` keeps every exponent at or below zero, so
+    nothing overflows, whatever the scale of the logits.
+
+    Parameters
+    ----------
+    z : array_like
+        Logits.  float32 stays float32, float64 stays float64; integers and
+        other real dtypes are computed in float64.
+    axis : int, tuple of ints or None, default -1
+        The class axis (or axes, taken together).  ``None`` means all axes.
+        Unlike ``scipy.special.softmax`` the default is the last axis.
+    out : ndarray, optional
+        C-contiguous array of the result's shape and dtype to write into.  It
+        may be `z` itself (in place).
+
+    Returns
+    -------
+    ndarray
+        Same shape as `z`.
+
+    Notes
+    -----
+    Entries equal to ``-inf`` are masked: their probability is exactly 0.
+    A slice holding a NaN or a ``+inf``, or only ``-inf`` entries, has no
+    meaningful softmax and becomes all NaN (as in PyTorch); other slices are
+    not affected.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cysoftmax import softmax
+    >>> softmax(np.array([1.0, 2.0, 3.0])).round(4)
+    array([0.09  , 0.2447, 0.6652])
+    >>> softmax(np.array([[1000.0, 1000.0], [0.0, -np.inf]]))
+    array([[0.5, 0.5],
+           [1. , 0. ]])
+    >>> softmax(np.array([1, 2], dtype=np.float32)).dtype
+    dtype('float32')
+    """
+    return _rowwise(_softmax.softmax_rows, z, axis, out)
+
+
+def log_softmax(z, axis=-1, *, out=None):
+    r"""Logarithm of the softmax over `axis`, computed without taking a log of a probability.
+
+    .. math::
+
+        \log p_j = (z_j - r) - \log \sum_k \exp(z_k - r), \qquad r = \max_k z_k
+
+    The grouping matters: ``z_j - (r + log s)`` would lose every digit when
+    ``|r|`` is huge.  Where a probability underflows to 0 its logarithm is
+    still finite and exact.
+
+    Parameters
+    ----------
+    z : array_like
+        Logits (see `softmax` for dtypes).
+    axis : int, tuple of ints or None, default -1
+        The class axis or axes; ``None`` means all axes.
+    out : ndarray, optional
+        C-contiguous output of the result's shape and dtype; may be `z`.
+
+    Returns
+    -------
+    ndarray
+        Same shape as `z`.  ``-inf`` logits give ``-inf``; slices with a NaN,
+        a ``+inf`` or only ``-inf`` entries give NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cysoftmax import log_softmax
+    >>> log_softmax(np.array([0.0, 0.0]))
+    array([-0.69314718, -0.69314718])
+    >>> log_softmax(np.array([0.0, -1000.0]))        # exp(-1000) underflows; its log does not
+    array([    0., -1000.])
+    """
+    return _rowwise(_softmax.log_softmax_rows, z, axis, out)
+
+
+def logsumexp(z, axis=-1, *, keepdims=False):
+    r"""Log of the sum of exponentials over `axis`, without overflow.
+
+    .. math::
+
+        \operatorname{logsumexp}(z) = r + \log \sum_k \exp(z_k - r), \qquad r = \max_k z_k
+
+    Parameters
+    ----------
+    z : array_like
+        Input (see `softmax` for dtypes).
+    axis : int, tuple of ints or None, default -1
+        Axis or axes to reduce; ``None`` reduces all.  Unlike
+        ``scipy.special.logsumexp`` the default is the last axis.
+    keepdims : bool, default False
+        Keep the reduced axes with length one.
+
+    Returns
+    -------
+    ndarray or scalar
+        A NumPy scalar when every axis is reduced without `keepdims`.
+        Follows SciPy for special values: NaN if the slice holds a NaN,
+        ``+inf`` if it holds a ``+inf``, ``-inf`` if it is empty or all
+        ``-inf``.  A true value beyond the dtype's range is ``+inf``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cysoftmax import logsumexp
+    >>> float(logsumexp(np.array([1000.0, 1000.0])))
+    1000.6931471805599
+    >>> logsumexp(np.array([[0.0, -np.inf], [-np.inf, -np.inf]]))
+    array([  0., -inf])
+    """
+    z = as_float_array(z, "z")
+    axes = check_axis(axis, z.ndim)
+    z2, moved_shape, _ = rows_view(z, axes)
+    res = np.empty(z2.shape[0], dtype=z.dtype)
+    _softmax.logsumexp_rows(z2, res)
+    kept = moved_shape[:z.ndim - len(axes)]
+    if keepdims:
+        shape = tuple(1 if i in axes else s for i, s in enumerate(z.shape))
+        return res.reshape(shape)
+    res = res.reshape(kept)
+    return res[()] if res.ndim == 0 else res
+
+
+def _prepare_nll(logits, y, sample_weight, reduction):
+    z = as_float_array(logits, "logits")
+    if z.ndim != 2:
+        raise ValueError(f"logits must be 2-D (n_samples, n_classes); got shape {z.shape}")
+    n, m = z.shape
+    reduction = check_reduction(reduction)
+    y = check_labels(y, n, m)
+    w = check_sample_weight(sample_weight, n, reduction)
+    return np.ascontiguousarray(z), y, w, reduction
+
+
+def _reduce(total, n, w, reduction):
+    """Scalar loss for 'sum' / 'mean' (NaN for an empty mean, as NumPy and PyTorch)."""
+    if reduction == "sum":
+        return float(total)
+    denom = float(n) if w is None else float(w.sum())
+    return float(total) / denom if denom else float("nan")
+
+
+def nll_loss(logits, y, *, sample_weight=None, reduction="mean"):
+    r"""Negative log-likelihood (cross-entropy) of integer labels, from logits.
+
+    For row :math:`i` with label :math:`y_i` and weight :math:`w_i` (1 when
+    not given):
+
+    .. math::
+
+        C_i = \log \sum_k \exp(z_{ik}) - z_{i y_i}
+
+    computed as :math:`\log s_i + (r_i - z_{iy_i})` with the row maximum
+    :math:`r_i` and :math:`s_i = \sum_k \exp(z_{ik} - r_i)`.
+
+    Parameters
+    ----------
+    logits : array_like, shape (n_samples, n_classes)
+    y : array_like of int, shape (n_samples,)
+        Class labels in ``[0, n_classes)``; checked before any use.
+    sample_weight : array_like, shape (n_samples,), optional
+        Finite, non-negative weights.  Rows of weight 0 contribute exactly 0,
+        even when their logits are not finite.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the array ``w_i C_i``; ``"sum"``: :math:`\sum_i w_i C_i`;
+        ``"mean"``: :math:`\sum_i w_i C_i / \sum_i w_i`.
+
+    Returns
+    -------
+    float or ndarray
+        A Python float for "mean" and "sum" (0.0 and NaN for an empty
+        batch), an array of the logits' dtype for "none".  A row whose
+        softmax is NaN has NaN loss; a label whose logit is ``-inf`` in an
+        otherwise finite row has loss ``+inf``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cysoftmax import nll_loss
+    >>> z = np.array([[2.0, 0.0], [0.0, 0.0]])
+    >>> round(nll_loss(z, [0, 1]), 6)          # (log(1 + e^-2) + log 2) / 2
+    0.409132
+    >>> nll_loss(z, [0, 1], reduction="none").round(6)
+    array([0.126928, 0.693147])
+    >>> nll_loss(z, [0, 1], sample_weight=[0.0, 1.0])
+    0.6931471805599453
+    """
+    z, y, w, reduction = _prepare_nll(logits, y, sample_weight, reduction)
+    n = z.shape[0]
+    loss = np.empty(n, dtype=z.dtype) if reduction == "none" else None
+    total = _softmax.nll_rows(z, y, w, 1.0, loss, None) if n else 0.0
+    return loss if reduction == "none" else _reduce(total, n, w, reduction)
+
+
+def local_gradient(logits, y, *, out=None):
+    r"""Local gradient of the softmax layer: :math:`\partial C_i / \partial z_{ij} = p_{ij} - [j = y_i]`.
+
+    The derivative of each row's own loss :math:`C_i` (no averaging); rows
+    sum to zero.
+
+    Parameters
+    ----------
+    logits : array_like, shape (n_samples, n_classes)
+    y : array_like of int, shape (n_samples,)
+        Class labels in ``[0, n_classes)``.
+    out : ndarray, optional
+        C-contiguous output of shape (n_samples, n_classes) and the logits'
+        dtype; may be the logits array itself.
+
+    Returns
+    -------
+    ndarray, shape (n_samples, n_classes)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cysoftmax import local_gradient
+    >>> local_gradient(np.array([[0.0, 0.0]]), [1])
+    array([[ 0.5, -0.5]])
+    """
+    z, y, _, _ = _prepare_nll(logits, y, None, "none")
+    if out is not None:
+        check_out(out, z.shape, z.dtype, (z,))
+    grad = out if out is not None else np.empty(z.shape, dtype=z.dtype)
+    if z.shape[0]:
+        _softmax.nll_rows(z, y, None, 1.0, None, grad)
+    return grad
+
+
+def nll_loss_and_gradient(logits, y, *, sample_weight=None, reduction="mean", out=None):
+    r"""The NLL loss and its gradient with respect to the logits, in one pass.
+
+    The gradient is that of the returned quantity: row :math:`i` is
+    :math:`g_i (p_i - \mathrm{onehot}(y_i))` with :math:`g_i = w_i` for
+    "none" and "sum" and :math:`g_i = w_i / \sum_k w_k` for "mean".
+
+    Parameters
+    ----------
+    logits, y, sample_weight, reduction
+        As in `nll_loss`.
+    out : ndarray, optional
+        Buffer for the gradient (shape and dtype of the logits, C-contiguous);
+        may be the logits array itself.
+
+    Returns
+    -------
+    loss : float or ndarray
+        As `nll_loss` returns it.
+    grad : ndarray, shape (n_samples, n_classes)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cysoftmax import nll_loss_and_gradient
+    >>> loss, grad = nll_loss_and_gradient(np.array([[0.0, 0.0], [0.0, 0.0]]), [0, 1])
+    >>> round(loss, 6)
+    0.693147
+    >>> grad
+    array([[-0.25,  0.25],
+           [ 0.25, -0.25]])
+    """
+    z, y, w, reduction = _prepare_nll(logits, y, sample_weight, reduction)
+    n = z.shape[0]
+    if out is not None:
+        check_out(out, z.shape, z.dtype, (z,))
+    grad = out if out is not None else np.empty(z.shape, dtype=z.dtype)
+    loss = np.empty(n, dtype=z.dtype) if reduction == "none" else None
+    gmul = 1.0
+    if reduction == "mean" and n:
+        gmul = 1.0 / (float(n) if w is None else float(w.sum()))
+    total = _softmax.nll_rows(z, y, w, gmul, loss, grad) if n else 0.0
+    return (loss if reduction == "none" else _reduce(total, n, w, reduction)), grad

@@ -1,0 +1,195 @@
+/*
+ * rows.template.h -- the row kernels, written once for an element type T.
+ * Included by rows.c with T (float|double), S (f|d) and CS_EXP defined.
+ *
+ * Per row, three passes that stay in L1:
+ *   1. r = max_j z_j                     (-inf entries never win; NaN ignored)
+ *   2. e_j = exp(z_j - r), s = sum e_j   (s in double; a NaN entry makes s NaN)
+ *   3. scale, or subtract log s
+ * A row whose max is not finite (+inf present, or only -inf/NaN) has no
+ * meaningful softmax: it becomes NaN, as in PyTorch; a NaN anywhere in a
+ * finite row turns s, hence the whole row, into NaN without a branch.
+ * The loops carry `omp simd` so that the reductions (max, sum) vectorize
+ * without -ffast-math; the build passes -fopenmp-simd (no OpenMP runtime).
+ */
+#define CS_CAT2(a, b) a##_##b
+#define CS_CAT(a, b) CS_CAT2(a, b)
+#define FN(name) CS_CAT(name, S)
+
+/* max of a row; NaN entries are skipped (their effect comes through s). */
+static inline T FN(row_max)(const T *z, ptrdiff_t m)
+{
+    T r = -(T)INFINITY;
+#pragma omp simd reduction(max : r)
+    for (ptrdiff_t j = 0; j < m; j++)
+        r = z[j] > r ? z[j] : r;
+    return r;
+}
+
+/* o_j = exp(z_j - r); returns sum_j o_j in double.  o may equal z. */
+static inline double FN(exp_shift_sum)(const T *z, T *o, ptrdiff_t m, T r)
+{
+    double s = 0.0;
+    if (z == o) {
+#pragma omp simd reduction(+ : s)
+        for (ptrdiff_t j = 0; j < m; j++) {
+            T e = CS_EXP(o[j] - r);
+            o[j] = e;
+            s += (double)e;
+        }
+    } else {
+#pragma omp simd reduction(+ : s)
+        for (ptrdiff_t j = 0; j < m; j++) {
+            T e = CS_EXP(z[j] - r);
+            o[j] = e;
+            s += (double)e;
+        }
+    }
+    return s;
+}
+
+/* sum_j exp(z_j - r) without storing. */
+static inline double FN(exp_shift_sum_only)(const T *z, ptrdiff_t m, T r)
+{
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (ptrdiff_t j = 0; j < m; j++)
+        s += (double)CS_EXP(z[j] - r);
+    return s;
+}
+
+static inline void FN(fill)(T *o, ptrdiff_t m, T v)
+{
+    for (ptrdiff_t j = 0; j < m; j++)
+        o[j] = v;
+}
+
+void FN(cs_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
+                    ptrdiff_t n, ptrdiff_t m)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const T *zi = z + i * ldz;
+        T *oi = out + i * ldo;
+        T r = FN(row_max)(zi, m);
+        if (!isfinite(r)) {
+            FN(fill)(oi, m, (T)NAN);
+            continue;
+        }
+        double s = FN(exp_shift_sum)(zi, oi, m, r);
+        T inv = (T)(1.0 / s);
+#pragma omp simd
+        for (ptrdiff_t j = 0; j < m; j++)
+            oi[j] *= inv;
+    }
+}
+
+void FN(cs_log_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
+                        ptrdiff_t n, ptrdiff_t m)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const T *zi = z + i * ldz;
+        T *oi = out + i * ldo;
+        T r = FN(row_max)(zi, m);
+        if (!isfinite(r)) {
+            FN(fill)(oi, m, (T)NAN);
+            continue;
+        }
+        /* (z_j - r) - log s, never z_j - (r + log s): the latter loses
+           everything when |r| is huge. */
+        T ls = (T)log(FN(exp_shift_sum_only)(zi, m, r));
+        if (zi == oi) {
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < m; j++)
+                oi[j] = (oi[j] - r) - ls;
+        } else {
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < m; j++)
+                oi[j] = (zi[j] - r) - ls;
+        }
+    }
+}
+
+/* scipy's semantics: NaN if any NaN, +inf if any +inf, -inf if all -inf
+   (or m == 0). */
+void FN(cs_logsumexp)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t m)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const T *zi = z + i * ldz;
+        T r = FN(row_max)(zi, m);
+        if (!isfinite(r)) {
+            int has_nan = 0;
+            for (ptrdiff_t j = 0; j < m; j++)
+                has_nan |= isnan(zi[j]);
+            out[i] = has_nan ? (T)NAN : r;   /* r is +inf or -inf here */
+            continue;
+        }
+        /* r + log s rounded once from double: a float32 result beyond
+           FLT_MAX correctly becomes +inf. */
+        out[i] = (T)((double)r + log(FN(exp_shift_sum_only)(zi, m, r)));
+    }
+}
+
+/*
+ * Negative log-likelihood and its gradient in one pass over the logits.
+ *   C_i = log s_i + (r_i - z_{i,y_i})          (= logsumexp(z_i) - z_{i,y_i})
+ *   total = sum_i w_i C_i                       (returned, double)
+ *   loss[i] = w_i C_i                           (if loss != NULL)
+ *   grad[i, j] = w_i gmul (p_ij - [j == y_i])   (if grad != NULL)
+ * w == NULL means all weights 1.  A row with w_i == 0 contributes exactly 0
+ * (and a zero gradient row), whatever its logits.  A row with no finite max
+ * gives C_i = NaN and a NaN gradient row; a label whose logit is -inf in an
+ * otherwise finite row gives C_i = +inf.
+ */
+double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
+                  const double *w, double gmul, T *loss, T *grad, ptrdiff_t ldg,
+                  ptrdiff_t n, ptrdiff_t m)
+{
+    double total = 0.0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const T *zi = z + i * ldz;
+        T *gi = grad ? grad + i * ldg : NULL;
+        double wi = w ? w[i] : 1.0;
+        ptrdiff_t yi = y[i];
+        if (wi == 0.0) {
+            if (loss) loss[i] = 0;
+            if (gi) FN(fill)(gi, m, (T)0);
+            continue;
+        }
+        T r = FN(row_max)(zi, m);
+        double ci;
+        if (!isfinite(r)) {
+            ci = NAN;
+            if (gi) FN(fill)(gi, m, (T)NAN);
+        } else if (gi) {
+            double zy = (double)zi[yi];     /* read before grad (maybe == z) is written */
+            double s = FN(exp_shift_sum)(zi, gi, m, r);
+            double scale = wi * gmul;
+            double ey = (double)gi[yi];     /* exp(z_y - r), before scaling */
+            T c = (T)(scale / s);
+#pragma omp simd
+            for (ptrdiff_t j = 0; j < m; j++)
+                gi[j] *= c;
+            gi[yi] = (T)((ey / s - 1.0) * scale);   /* p_y - 1 in double */
+            ci = log(s) + ((double)r - zy);
+        } else {
+            double s = FN(exp_shift_sum_only)(zi, m, r);
+            ci = log(s) + ((double)r - (double)zi[yi]);
+        }
+        double wc = wi * ci;
+        if (loss) loss[i] = (T)wc;
+        total += wc;
+    }
+    return total;
+}
+
+/* elementwise exp, exposed for testing the exp's accuracy. */
+void FN(cs_exp_array)(const T *x, T *out, ptrdiff_t n)
+{
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = CS_EXP(x[i]);
+}
+
+#undef FN
+#undef CS_CAT
+#undef CS_CAT2

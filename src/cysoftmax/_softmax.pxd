@@ -1,0 +1,14 @@
+# Declarations of the C row kernels (rows.h), for cimport by other modules.
+cdef extern from "rows.h" nogil:
+    void cs_softmax_f(const float *z, Py_ssize_t ldz, float *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_softmax_d(const double *z, Py_ssize_t ldz, double *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_log_softmax_f(const float *z, Py_ssize_t ldz, float *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_log_softmax_d(const double *z, Py_ssize_t ldz, double *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_logsumexp_f(const float *z, Py_ssize_t ldz, float *out, Py_ssize_t n, Py_ssize_t m)
+    void cs_logsumexp_d(const double *z, Py_ssize_t ldz, double *out, Py_ssize_t n, Py_ssize_t m)
+    double cs_nll_f(const float *z, Py_ssize_t ldz, const Py_ssize_t *y, const double *w, double gmul,
+                    float *loss, float *grad, Py_ssize_t ldg, Py_ssize_t n, Py_ssize_t m)
+    double cs_nll_d(const double *z, Py_ssize_t ldz, const Py_ssize_t *y, const double *w, double gmul,
+                    double *loss, double *grad, Py_ssize_t ldg, Py_ssize_t n, Py_ssize_t m)
+    void cs_exp_array_f(const float *x, float *out, Py_ssize_t n)
+    void cs_exp_array_d(const double *x, double *out, Py_ssize_t n)

@@ -1,0 +1,111 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Cython entry points over the C row kernels (rows.h).
+
+Every function here takes arrays that ``_validation`` has already checked:
+2-D, C-contiguous, float32 or float64, outputs of the same dtype and the
+right shape, labels in range.  They pick the float or double kernel through
+the fused type ``floating`` (one source, two instantiations), then run it
+without the GIL.  Rows of length 0 and empty batches never reach a kernel.
+"""
+from cython cimport floating
+import numpy as np
+
+
+cdef void _softmax(const floating[:, ::1] z, floating[:, ::1] out) noexcept nogil:
+    if floating is float:
+        cs_softmax_f(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
+    else:
+        cs_softmax_d(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
+
+
+cdef void _log_softmax(const floating[:, ::1] z, floating[:, ::1] out) noexcept nogil:
+    if floating is float:
+        cs_log_softmax_f(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
+    else:
+        cs_log_softmax_d(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
+
+
+cdef void _logsumexp(const floating[:, ::1] z, floating[::1] out) noexcept nogil:
+    if floating is float:
+        cs_logsumexp_f(&z[0, 0], z.shape[1], &out[0], z.shape[0], z.shape[1])
+    else:
+        cs_logsumexp_d(&z[0, 0], z.shape[1], &out[0], z.shape[0], z.shape[1])
+
+
+cdef double _nll(const floating[:, ::1] z, const Py_ssize_t[::1] y, const double[::1] w,
+                 double gmul, floating[::1] loss, floating[:, ::1] grad) noexcept nogil:
+    cdef const double *wp = &w[0] if w is not None else NULL
+    cdef floating *lp = &loss[0] if loss is not None else NULL
+    cdef floating *gp = &grad[0, 0] if grad is not None else NULL
+    if floating is float:
+        return cs_nll_f(&z[0, 0], z.shape[1], &y[0], wp, gmul, lp, gp, z.shape[1], z.shape[0], z.shape[1])
+    else:
+        return cs_nll_d(&z[0, 0], z.shape[1], &y[0], wp, gmul, lp, gp, z.shape[1], z.shape[0], z.shape[1])
+
+
+cdef inline bint _is_f32(object a):
+    return a.dtype.itemsize == 4
+
+
+def softmax_rows(z, out):
+    """out[i] = softmax(z[i]) for 2-D C-contiguous z, out (out may be z)."""
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        return
+    if _is_f32(z):
+        _softmax[float](z, out)
+    else:
+        _softmax[double](z, out)
+
+
+def log_softmax_rows(z, out):
+    """out[i] = log_softmax(z[i]) for 2-D C-contiguous z, out (out may be z)."""
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        return
+    if _is_f32(z):
+        _log_softmax[float](z, out)
+    else:
+        _log_softmax[double](z, out)
+
+
+def logsumexp_rows(z, out):
+    """out[i] = logsumexp(z[i]); rows of length 0 give -inf."""
+    if z.shape[0] == 0:
+        return
+    if z.shape[1] == 0:
+        out[...] = -np.inf
+        return
+    if _is_f32(z):
+        _logsumexp[float](z, out)
+    else:
+        _logsumexp[double](z, out)
+
+
+def nll_rows(z, y, w, double gmul, loss, grad):
+    """sum_i w_i C_i; fills loss (w_i C_i) and grad (w_i gmul (p_i - onehot)) when given.
+
+    z (n, m) with n, m >= 1, y (n,) intp labels already in [0, m), w (n,)
+    float64 or None, loss (n,) / grad (n, m) of z's dtype or None.
+    """
+    if _is_f32(z):
+        return _nll[float](z, y, w, gmul, loss, grad)
+    return _nll[double](z, y, w, gmul, loss, grad)
+
+
+def exp_array(x, out):
+    """out = exp(x) with the kernels' own exp, for 1-D contiguous arrays."""
+    cdef const float[::1] xf
+    cdef float[::1] of
+    cdef const double[::1] xd
+    cdef double[::1] od
+    if x.shape[0] == 0:
+        return
+    if _is_f32(x):
+        xf = x
+        of = out
+        with nogil:
+            cs_exp_array_f(&xf[0], &of[0], xf.shape[0])
+    else:
+        xd = x
+        od = out
+        with nogil:
+            cs_exp_array_d(&xd[0], &od[0], xd.shape[0])
