@@ -109,3 +109,42 @@ def exp_array(x, out):
         od = out
         with nogil:
             cs_exp_array_d(&xd[0], &od[0], xd.shape[0])
+
+
+# ---------------------------------------------------------------- SIMD dispatch
+VARIANTS = ("baseline", "avx2", "avx512")
+
+
+def simd_compiled():
+    """Names of the SIMD variants built into this binary."""
+    return [v for v in VARIANTS if cs_simd_compiled(v.encode())]
+
+
+def simd_supported():
+    """Names of the variants built into this binary that this CPU can run."""
+    return [v for v in VARIANTS if cs_simd_supported(v.encode())]
+
+
+def simd_active():
+    """Name of the variant the kernels run now."""
+    return cs_simd_active().decode()
+
+
+def _init_simd():
+    # Chosen once, at import: the best variant this CPU runs, unless
+    # CYSOFTMAX_SIMD names one (tests use it to run every variant).
+    import os
+    supported = simd_supported()
+    want = os.environ.get("CYSOFTMAX_SIMD", "").strip().lower()
+    if want:
+        if want not in supported:
+            raise ImportError(
+                f"CYSOFTMAX_SIMD={want!r} is not available: this CPU and build support "
+                f"{', '.join(supported)} (built: {', '.join(simd_compiled())})")
+    else:
+        want = supported[len(supported) - 1]  # (wraparound is off in this file)
+    if cs_simd_select(want.encode()) != 0:
+        raise ImportError(f"could not select SIMD variant {want!r}")
+
+
+_init_simd()

@@ -1,7 +1,22 @@
-/* rows.c -- instantiates rows.template.h for float and double. */
+/*
+ * rows.c -- one SIMD variant of the row kernels.
+ *
+ * Built once per variant by meson with -DCS_VARIANT=<name> and that
+ * variant's -march flags (baseline: none; avx2: x86-64-v3; avx512:
+ * x86-64-v4), so every function name carries the variant's suffix, e.g.
+ * cs_softmax_f_avx2.  dispatch.c picks one variant at run time.
+ * rows.template.h is included once per element type.
+ */
 #include <math.h>
 #include "rows.h"
 #include "cs_exp.h"
+
+#ifndef CS_VARIANT
+#error "CS_VARIANT must be defined (baseline, avx2, avx512)"
+#endif
+
+#define CS_BLK (64 / (ptrdiff_t)sizeof(T))  /* rows per block on the small-m path: one 64-byte vector */
+#define CS_SMALL_M 32   /* below this many classes, vectorize across rows */
 
 #define T float
 #define S f

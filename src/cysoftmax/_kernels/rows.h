@@ -6,27 +6,44 @@
  * the same buffer (in place), but must not partially overlap.  The callers
  * (the Cython layer) have validated shapes and labels; nothing here checks.
  *
- * One source, two types: rows.template.h is included once per type by
- * rows.c.  Sums are accumulated in double for both.
+ * One source, two types, several instruction sets: rows.template.h is
+ * included once per type by rows.c, and rows.c is compiled once per SIMD
+ * variant (names suffixed _baseline, _avx2, _avx512).  The unsuffixed
+ * functions below (dispatch.c) forward to the variant chosen by
+ * cs_simd_select(); sums are accumulated in double for both types.
  */
 #ifndef CS_ROWS_H
 #define CS_ROWS_H
 #include <stddef.h>
 #include <stdint.h>
 
-#define CS_DECLARE(T, S)                                                          \
-void cs_softmax_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,            \
-                    ptrdiff_t n, ptrdiff_t m);                                    \
-void cs_log_softmax_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,        \
-                        ptrdiff_t n, ptrdiff_t m);                                \
-void cs_logsumexp_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t m); \
-double cs_nll_##S(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,                  \
-                  const double *w, double gmul, T *loss, T *grad, ptrdiff_t ldg,  \
-                  ptrdiff_t n, ptrdiff_t m);                                      \
-void cs_exp_array_##S(const T *x, T *out, ptrdiff_t n);
+/* X-macro: every kernel once, as (return type, name, parameters, arguments) */
+#define CS_KERNELS(X, T, S)                                                         \
+    X(void, cs_softmax_##S,                                                         \
+      (const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m), \
+      (z, ldz, out, ldo, n, m))                                                     \
+    X(void, cs_log_softmax_##S,                                                     \
+      (const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m), \
+      (z, ldz, out, ldo, n, m))                                                     \
+    X(void, cs_logsumexp_##S,                                                       \
+      (const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t m),                \
+      (z, ldz, out, n, m))                                                          \
+    X(double, cs_nll_##S,                                                           \
+      (const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const double *w, double gmul, \
+       T *loss, T *grad, ptrdiff_t ldg, ptrdiff_t n, ptrdiff_t m),                  \
+      (z, ldz, y, w, gmul, loss, grad, ldg, n, m))                                  \
+    X(void, cs_exp_array_##S, (const T *x, T *out, ptrdiff_t n), (x, out, n))
 
-CS_DECLARE(float, f)
-CS_DECLARE(double, d)
-#undef CS_DECLARE
+#define CS_ALL_KERNELS(X) CS_KERNELS(X, float, f) CS_KERNELS(X, double, d)
+
+/* the dispatched entry points */
+#define CS_DECL_PUBLIC(R, name, params, args) R name params;
+CS_ALL_KERNELS(CS_DECL_PUBLIC)
+
+/* SIMD variants: names as accepted by cs_simd_select / CYSOFTMAX_SIMD */
+int cs_simd_select(const char *name);   /* 0 ok, -1 unknown or not built, -2 CPU lacks it */
+const char *cs_simd_active(void);
+int cs_simd_compiled(const char *name); /* built into this binary */
+int cs_simd_supported(const char *name);/* built, and this CPU can run it */
 
 #endif

@@ -12,9 +12,9 @@
  * The loops carry `omp simd` so that the reductions (max, sum) vectorize
  * without -ffast-math; the build passes -fopenmp-simd (no OpenMP runtime).
  */
-#define CS_CAT2(a, b) a##_##b
-#define CS_CAT(a, b) CS_CAT2(a, b)
-#define FN(name) CS_CAT(name, S)
+#define CS_CAT3_(a, b, c) a##_##b##_##c
+#define CS_CAT3(a, b, c) CS_CAT3_(a, b, c)
+#define FN(name) CS_CAT3(name, S, CS_VARIANT)
 
 /* max of a row; NaN entries are skipped (their effect comes through s). */
 static inline T FN(row_max)(const T *z, ptrdiff_t m)
@@ -64,9 +64,96 @@ static inline void FN(fill)(T *o, ptrdiff_t m, T v)
         o[j] = v;
 }
 
+
+/*
+ * Small class counts (m < CS_SMALL_M): a row is too short to fill a vector
+ * and the per-row overhead (reductions, epilogues) dominates.  So a block of
+ * CS_BLK rows is transposed into a column-major scratch buf[j][b] and every
+ * pass vectorizes across the rows b instead: max, exp, sum all become
+ * lane-wise operations of fixed trip count.  Unused lanes of the last block
+ * are padded with 0 and never written back.
+ * On return: buf holds exp(z - r), r[b] the row max, s[b] the sum (double),
+ * and ok[b] is 1 where the row max is finite (else the row is a NaN row).
+ */
+static inline void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdiff_t m,
+                                 T *buf, T *r, double *s)
+{
+    for (ptrdiff_t b = 0; b < nb; b++)
+        for (ptrdiff_t j = 0; j < m; j++)
+            buf[j * CS_BLK + b] = z[b * ldz + j];
+    for (ptrdiff_t b = nb; b < CS_BLK; b++)
+        for (ptrdiff_t j = 0; j < m; j++)
+            buf[j * CS_BLK + b] = 0;
+#pragma omp simd
+    for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+        r[b] = -(T)INFINITY;
+        s[b] = 0.0;
+    }
+    for (ptrdiff_t j = 0; j < m; j++) {
+        T *col = buf + j * CS_BLK;
+#pragma omp simd
+        for (ptrdiff_t b = 0; b < CS_BLK; b++)
+            r[b] = col[b] > r[b] ? col[b] : r[b];
+    }
+    for (ptrdiff_t j = 0; j < m; j++) {
+        T *col = buf + j * CS_BLK;
+#pragma omp simd
+        for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+            T e = CS_EXP(col[b] - r[b]);
+            col[b] = e;
+            s[b] += (double)e;
+        }
+    }
+}
+
+/* finite without a branch or a libm call: x - x is 0 only for finite x */
+#define CS_FINITE(x) ((x) - (x) == 0)
+
+static void FN(softmax_small)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
+                              ptrdiff_t n, ptrdiff_t m)
+{
+    T buf[CS_SMALL_M * CS_BLK], r[CS_BLK], inv[CS_BLK];
+    double s[CS_BLK];
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += CS_BLK) {
+        ptrdiff_t nb = n - i0 < CS_BLK ? n - i0 : CS_BLK;
+        FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, s);
+#pragma omp simd
+        for (ptrdiff_t b = 0; b < CS_BLK; b++)
+            inv[b] = CS_FINITE(r[b]) ? (T)(1.0 / s[b]) : (T)NAN;
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            T *o = out + (i0 + b) * ldo;
+            for (ptrdiff_t j = 0; j < m; j++)
+                o[j] = buf[j * CS_BLK + b] * inv[b];
+        }
+    }
+}
+
+static void FN(log_softmax_small)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
+                                  ptrdiff_t n, ptrdiff_t m)
+{
+    T buf[CS_SMALL_M * CS_BLK], r[CS_BLK], ls[CS_BLK];
+    double s[CS_BLK];
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += CS_BLK) {
+        ptrdiff_t nb = n - i0 < CS_BLK ? n - i0 : CS_BLK;
+        FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, s);
+        for (ptrdiff_t b = 0; b < nb; b++)
+            ls[b] = CS_FINITE(r[b]) ? (T)log(s[b]) : (T)NAN;
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            const T *zi = z + (i0 + b) * ldz;
+            T *o = out + (i0 + b) * ldo;
+            for (ptrdiff_t j = 0; j < m; j++)     /* elementwise: safe in place */
+                o[j] = (zi[j] - r[b]) - ls[b];
+        }
+    }
+}
+
 void FN(cs_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
                     ptrdiff_t n, ptrdiff_t m)
 {
+    if (m < CS_SMALL_M) {
+        FN(softmax_small)(z, ldz, out, ldo, n, m);
+        return;
+    }
     for (ptrdiff_t i = 0; i < n; i++) {
         const T *zi = z + i * ldz;
         T *oi = out + i * ldo;
@@ -86,6 +173,10 @@ void FN(cs_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
 void FN(cs_log_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
                         ptrdiff_t n, ptrdiff_t m)
 {
+    if (m < CS_SMALL_M) {
+        FN(log_softmax_small)(z, ldz, out, ldo, n, m);
+        return;
+    }
     for (ptrdiff_t i = 0; i < n; i++) {
         const T *zi = z + i * ldz;
         T *oi = out + i * ldo;
@@ -129,6 +220,49 @@ void FN(cs_logsumexp)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t 
     }
 }
 
+
+static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
+                            const double *w, double gmul, T *loss, T *grad, ptrdiff_t ldg,
+                            ptrdiff_t n, ptrdiff_t m)
+{
+    T buf[CS_SMALL_M * CS_BLK], r[CS_BLK];
+    double s[CS_BLK];
+    double total = 0.0;
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += CS_BLK) {
+        ptrdiff_t nb = n - i0 < CS_BLK ? n - i0 : CS_BLK;
+        FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, s);
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            ptrdiff_t i = i0 + b, yi = y[i];
+            const T *zi = z + i * ldz;
+            T *gi = grad ? grad + i * ldg : NULL;
+            double wi = w ? w[i] : 1.0, ci;
+            if (wi == 0.0) {
+                if (loss) loss[i] = 0;
+                if (gi) FN(fill)(gi, m, (T)0);
+                continue;
+            }
+            if (!CS_FINITE(r[b])) {
+                ci = NAN;
+                if (gi) FN(fill)(gi, m, (T)NAN);
+            } else {
+                /* z_y is read before the gradient row (maybe z itself) is written */
+                ci = log(s[b]) + ((double)r[b] - (double)zi[yi]);
+                if (gi) {
+                    double scale = wi * gmul;
+                    T c = (T)(scale / s[b]);
+                    for (ptrdiff_t j = 0; j < m; j++)
+                        gi[j] = buf[j * CS_BLK + b] * c;
+                    gi[yi] = (T)(((double)buf[yi * CS_BLK + b] / s[b] - 1.0) * scale);
+                }
+            }
+            double wc = wi * ci;
+            if (loss) loss[i] = (T)wc;
+            total += wc;
+        }
+    }
+    return total;
+}
+
 /*
  * Negative log-likelihood and its gradient in one pass over the logits.
  *   C_i = log s_i + (r_i - z_{i,y_i})          (= logsumexp(z_i) - z_{i,y_i})
@@ -144,6 +278,8 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
                   const double *w, double gmul, T *loss, T *grad, ptrdiff_t ldg,
                   ptrdiff_t n, ptrdiff_t m)
 {
+    if (m < CS_SMALL_M)
+        return FN(nll_small)(z, ldz, y, w, gmul, loss, grad, ldg, n, m);
     double total = 0.0;
     for (ptrdiff_t i = 0; i < n; i++) {
         const T *zi = z + i * ldz;
@@ -191,5 +327,5 @@ void FN(cs_exp_array)(const T *x, T *out, ptrdiff_t n)
 }
 
 #undef FN
-#undef CS_CAT
-#undef CS_CAT2
+#undef CS_CAT3
+#undef CS_CAT3_

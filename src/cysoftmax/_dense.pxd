@@ -1,0 +1,1 @@
+# cimport-able declarations of _dense.pyx (filled by the dense engine)

@@ -1,0 +1,103 @@
+/*
+ * dispatch.c -- run-time choice among the SIMD variants of the row kernels.
+ *
+ * Each variant (rows.c compiled with its own -march) exports the same
+ * kernels with a suffix.  A table of function pointers per variant is
+ * built here; cs_simd_select() points `active` at one of them, once, at
+ * module import (the Python side reads CYSOFTMAX_SIMD and the CPU's
+ * features).  The public cs_* functions forward through `active`: one
+ * indirect call per kernel call, nothing per row.
+ *
+ * CS_HAVE_AVX2 / CS_HAVE_AVX512 are defined by meson when those variants
+ * are built (x86-64 with -Dsimd=auto); a portable build has baseline only.
+ */
+#include <string.h>
+#include "rows.h"
+
+#define CS_FIELD(R, name, params, args) R (*name) params;
+typedef struct {
+    const char *name;
+    CS_ALL_KERNELS(CS_FIELD)
+} cs_table;
+
+#define CS_DECL_VARIANT(R, name, params, args) R name##_baseline params;
+CS_ALL_KERNELS(CS_DECL_VARIANT)
+#undef CS_DECL_VARIANT
+#define CS_INIT(R, name, params, args) name##_baseline,
+static const cs_table table_baseline = {"baseline", CS_ALL_KERNELS(CS_INIT)};
+#undef CS_INIT
+
+#ifdef CS_HAVE_AVX2
+#define CS_DECL_VARIANT(R, name, params, args) R name##_avx2 params;
+CS_ALL_KERNELS(CS_DECL_VARIANT)
+#undef CS_DECL_VARIANT
+#define CS_INIT(R, name, params, args) name##_avx2,
+static const cs_table table_avx2 = {"avx2", CS_ALL_KERNELS(CS_INIT)};
+#undef CS_INIT
+#endif
+
+#ifdef CS_HAVE_AVX512
+#define CS_DECL_VARIANT(R, name, params, args) R name##_avx512 params;
+CS_ALL_KERNELS(CS_DECL_VARIANT)
+#undef CS_DECL_VARIANT
+#define CS_INIT(R, name, params, args) name##_avx512,
+static const cs_table table_avx512 = {"avx512", CS_ALL_KERNELS(CS_INIT)};
+#undef CS_INIT
+#endif
+
+static const cs_table *tables[] = {
+    &table_baseline,
+#ifdef CS_HAVE_AVX2
+    &table_avx2,
+#endif
+#ifdef CS_HAVE_AVX512
+    &table_avx512,
+#endif
+};
+
+static const cs_table *active = &table_baseline;
+
+static int cpu_has(const char *name)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (strcmp(name, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+               && __builtin_cpu_supports("bmi2");
+    if (strcmp(name, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+               && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")
+               && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return strcmp(name, "baseline") == 0;
+}
+
+static const cs_table *find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+        if (strcmp(tables[i]->name, name) == 0)
+            return tables[i];
+    return NULL;
+}
+
+int cs_simd_compiled(const char *name) { return find(name) != NULL; }
+
+int cs_simd_supported(const char *name) { return find(name) != NULL && cpu_has(name); }
+
+int cs_simd_select(const char *name)
+{
+    const cs_table *t = find(name);
+    if (t == NULL)
+        return -1;
+    if (!cpu_has(name))
+        return -2;
+    active = t;
+    return 0;
+}
+
+const char *cs_simd_active(void) { return active->name; }
+
+#define CS_FORWARD_void(name, args) active->name args;
+#define CS_FORWARD_double(name, args) return active->name args;
+#define CS_DEFINE(R, name, params, args) R name params { CS_FORWARD_##R(name, args) }
+CS_ALL_KERNELS(CS_DEFINE)

@@ -1,0 +1,1 @@
+"""Public forward/backprop (placeholder)."""
