@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import importlib.resources
 import os
 import struct
@@ -133,11 +134,13 @@ def _check_subset(subset):
 
 
 def _check_dtype(dtype):
+    # np.dtype(None) is float64, and a dtype compares equal to None: reject
+    # None first, then compare scalar types.
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dt is None or dt.type not in (np.float32, np.float64):
         raise ValueError(f"dtype must be 'float32' or 'float64', got dtype={dtype!r}")
     return dt
 
@@ -237,7 +240,7 @@ def _candidates(data_home):
     if env:
         out.append((Path(env).expanduser(), f"${DATA_ENV}"))
     out.append((_cache_dir(), "user cache"))
-    out.append((Path(SYSTEM_DATA_DIR), "system data (dataset-fashion-mnist)"))
+    out.append((Path(SYSTEM_DATA_DIR), "system, Debian's dataset-fashion-mnist"))
     return out
 
 
@@ -280,7 +283,11 @@ def _download(name, directory):
                         shown = pct
                         print(f"\rcysoftmax: downloading {url} ... {pct:3d}%",
                               end="", file=sys.stderr, flush=True)
-        except (urllib.error.URLError, OSError) as exc:
+                if total and done != total:
+                    raise OSError(f"connection closed after {done} of {total} bytes")
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # it holds the response's socket open
             print(" failed", file=sys.stderr)
             raise OSError(
                 f"could not download {url}: {exc}. Install the files with "
@@ -295,6 +302,7 @@ def _download(name, directory):
                 f"{_CHECKSUMS[name].idx}). The download was discarded; it may "
                 f"be damaged or not the official file -- try again, or check "
                 f"${URL_ENV}")
+        os.chmod(tmp, 0o644)  # mkstemp made it private; the data is not
         os.replace(tmp, directory / name)
     finally:
         tmp.unlink(missing_ok=True)
