@@ -5,6 +5,7 @@ Kernels: `softmax`, `log_softmax`, `logsumexp`, `nll_loss`,
 """
 
 from ._version import __version__
+from . import datasets
 from ._api import (
     local_gradient,
     log_softmax,
@@ -13,8 +14,15 @@ from ._api import (
     nll_loss_and_gradient,
     softmax,
 )
+from ._network_api import backprop, forward
+from .classifier import Classifier, load
 
 __all__ = [
+    "Classifier",
+    "load",
+    "forward",
+    "backprop",
+    "datasets",
     "__version__",
     "softmax",
     "log_softmax",
@@ -31,11 +39,14 @@ def show_config(file=None):
     import platform
     import sys
 
+    from . import _softmax
+
     lines = [
         f"cysoftmax {__version__}",
         f"python    {sys.version.split()[0]} on {platform.machine()}",
-        "simd      portable (baseline; dispatched variants not built yet)",
-        "openmp    no (kernels are single-threaded)",
+        f"simd      {_softmax.simd_active()} (built: {', '.join(_softmax.simd_compiled())}; "
+        f"this CPU: {', '.join(_softmax.simd_supported())}; set CYSOFTMAX_SIMD to force one)",
+        "openmp    no (row kernels are single-threaded; BLAS threads are BLAS's own)",
     ]
     try:
         from threadpoolctl import threadpool_info

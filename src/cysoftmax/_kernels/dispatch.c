@@ -3,14 +3,21 @@
  *
  * Each variant (rows.c compiled with its own -march) exports the same
  * kernels with a suffix.  A table of function pointers per variant is
- * built here; cs_simd_select() points `active` at one of them, once, at
- * module import (the Python side reads CYSOFTMAX_SIMD and the CPU's
- * features).  The public cs_* functions forward through `active`: one
+ * built here, and the public cs_* functions forward through `active`: one
  * indirect call per kernel call, nothing per row.
+ *
+ * `active` is chosen on first use from CYSOFTMAX_SIMD (when it names a
+ * variant this CPU runs) or else the best variant the CPU supports.  Every
+ * extension module that links this file has its own copy of `active`, and
+ * each makes the same choice from the same environment, so the modules
+ * agree without talking to each other.  (The Python side validates
+ * CYSOFTMAX_SIMD at import and raises ImportError for a bad value.)
+ * The first-use race between threads is benign: they store the same pointer.
  *
  * CS_HAVE_AVX2 / CS_HAVE_AVX512 are defined by meson when those variants
  * are built (x86-64 with -Dsimd=auto); a portable build has baseline only.
  */
+#include <stdlib.h>
 #include <string.h>
 #include "rows.h"
 
@@ -55,7 +62,7 @@ static const cs_table *tables[] = {
 #endif
 };
 
-static const cs_table *active = &table_baseline;
+static const cs_table *volatile active = NULL;
 
 static int cpu_has(const char *name)
 {
@@ -80,6 +87,28 @@ static const cs_table *find(const char *name)
     return NULL;
 }
 
+static const cs_table *choose(void)
+{
+    const char *want = getenv("CYSOFTMAX_SIMD");
+    if (want != NULL && want[0] != '\0') {
+        const cs_table *t = find(want);
+        if (t != NULL && cpu_has(want))
+            return t;
+    }
+    for (size_t i = sizeof(tables) / sizeof(tables[0]); i-- > 0;)
+        if (cpu_has(tables[i]->name))
+            return tables[i];
+    return &table_baseline;
+}
+
+static inline const cs_table *get_active(void)
+{
+    const cs_table *t = active;
+    if (t == NULL)
+        active = t = choose();
+    return t;
+}
+
 int cs_simd_compiled(const char *name) { return find(name) != NULL; }
 
 int cs_simd_supported(const char *name) { return find(name) != NULL && cpu_has(name); }
@@ -95,9 +124,9 @@ int cs_simd_select(const char *name)
     return 0;
 }
 
-const char *cs_simd_active(void) { return active->name; }
+const char *cs_simd_active(void) { return get_active()->name; }
 
-#define CS_FORWARD_void(name, args) active->name args;
-#define CS_FORWARD_double(name, args) return active->name args;
+#define CS_FORWARD_void(name, args) get_active()->name args;
+#define CS_FORWARD_double(name, args) return get_active()->name args;
 #define CS_DEFINE(R, name, params, args) R name params { CS_FORWARD_##R(name, args) }
 CS_ALL_KERNELS(CS_DEFINE)
