@@ -78,12 +78,18 @@ static inline void FN(fill)(T *o, ptrdiff_t m, T v)
 static inline void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdiff_t m,
                                  T *buf, T *r, double *s)
 {
-    for (ptrdiff_t b = 0; b < nb; b++)
+    /* j outer, b inner: the compiler turns the b loop into plain loads
+       (a full block) rather than scatters, which are slow (measured: the
+       b-outer order cost 1.9 ns/element at m = 10 in float, this 1.1) */
+    if (nb == CS_BLK) {
         for (ptrdiff_t j = 0; j < m; j++)
-            buf[j * CS_BLK + b] = z[b * ldz + j];
-    for (ptrdiff_t b = nb; b < CS_BLK; b++)
+            for (ptrdiff_t b = 0; b < CS_BLK; b++)
+                buf[j * CS_BLK + b] = z[b * ldz + j];
+    } else {
         for (ptrdiff_t j = 0; j < m; j++)
-            buf[j * CS_BLK + b] = 0;
+            for (ptrdiff_t b = 0; b < CS_BLK; b++)
+                buf[j * CS_BLK + b] = b < nb ? z[b * ldz + j] : 0;
+    }
 #pragma omp simd
     for (ptrdiff_t b = 0; b < CS_BLK; b++) {
         r[b] = -(T)INFINITY;
