@@ -202,6 +202,12 @@ def _prepare_nll(logits, y, sample_weight, reduction):
     reduction = check_reduction(reduction)
     y = check_labels(y, n, m)
     w = check_sample_weight(sample_weight, n, reduction)
+    if w is not None and reduction == "mean" and n:
+        # The weighted mean does not change when every weight is scaled by
+        # the same power of two, and that scaling is exact: bring the largest
+        # weight into [0.5, 1) so that sum(w), 1/sum(w) and w_i C_i can
+        # neither overflow (huge weights) nor underflow (subnormal weights).
+        w = np.ldexp(w, -np.frexp(w.max())[1])
     return np.ascontiguousarray(z), y, w, reduction
 
 
@@ -252,7 +258,7 @@ def nll_loss(logits, y, *, sample_weight=None, reduction="mean"):
     >>> from cysoftmax import nll_loss
     >>> z = np.array([[2.0, 0.0], [0.0, 0.0]])
     >>> round(nll_loss(z, [0, 1]), 6)          # (log(1 + e^-2) + log 2) / 2
-    0.409132
+    0.410038
     >>> nll_loss(z, [0, 1], reduction="none").round(6)
     array([0.126928, 0.693147])
     >>> nll_loss(z, [0, 1], sample_weight=[0.0, 1.0])
@@ -293,7 +299,7 @@ def local_gradient(logits, y, *, out=None):
     """
     z, y, _, _ = _prepare_nll(logits, y, None, "none")
     if out is not None:
-        check_out(out, z.shape, z.dtype, (z,))
+        check_out(out, z.shape, z.dtype, (z, logits))
     grad = out if out is not None else np.empty(z.shape, dtype=z.dtype)
     if z.shape[0]:
         _softmax.nll_rows(z, y, None, 1.0, None, grad)
@@ -335,7 +341,7 @@ def nll_loss_and_gradient(logits, y, *, sample_weight=None, reduction="mean", ou
     z, y, w, reduction = _prepare_nll(logits, y, sample_weight, reduction)
     n = z.shape[0]
     if out is not None:
-        check_out(out, z.shape, z.dtype, (z,))
+        check_out(out, z.shape, z.dtype, (z, logits))
     grad = out if out is not None else np.empty(z.shape, dtype=z.dtype)
     loss = np.empty(n, dtype=z.dtype) if reduction == "none" else None
     gmul = 1.0

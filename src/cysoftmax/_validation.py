@@ -139,6 +139,9 @@ def check_labels(y, n, m, name="y"):
     index with.
     """
     y = np.asarray(y)
+    if y.size == 0 and y.dtype.kind == "f":
+        # np.asarray([]) is float64: an empty list holds no non-integer label
+        y = y.astype(np.intp)
     if y.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer class labels in [0, {m}); got dtype "
                         f"{y.dtype}")
