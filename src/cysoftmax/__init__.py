@@ -46,7 +46,10 @@ def show_config(file=None):
         f"python    {sys.version.split()[0]} on {platform.machine()}",
         f"simd      {_softmax.simd_active()} (built: {', '.join(_softmax.simd_compiled())}; "
         f"this CPU: {', '.join(_softmax.simd_supported())}; set CYSOFTMAX_SIMD to force one)",
-        "openmp    no (row kernels are single-threaded; BLAS threads are BLAS's own)",
+        (f"openmp    yes: large kernel calls use up to {_softmax.max_threads()} threads "
+         "(OMP_NUM_THREADS, threadpoolctl)" if _softmax.openmp_enabled() else
+         "openmp    no: the kernels run on the calling thread"),
+        "training  BLAS owns the threads inside a training step (its own pool)",
     ]
     try:
         from threadpoolctl import threadpool_info

@@ -16,3 +16,5 @@ cdef extern from "rows.h" nogil:
     const char *cs_simd_active()
     int cs_simd_compiled(const char *name)
     int cs_simd_supported(const char *name)
+    int cs_openmp_enabled()
+    int cs_max_threads()

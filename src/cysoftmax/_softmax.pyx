@@ -148,3 +148,13 @@ def _init_simd():
 
 
 _init_simd()
+
+
+def openmp_enabled():
+    """True when the kernels were built with OpenMP (large calls use several threads)."""
+    return bool(cs_openmp_enabled())
+
+
+def max_threads():
+    """Threads a large kernel call may use now (OpenMP's current limit; 1 without OpenMP)."""
+    return cs_max_threads()

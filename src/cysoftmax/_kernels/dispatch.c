@@ -126,7 +126,112 @@ int cs_simd_select(const char *name)
 
 const char *cs_simd_active(void) { return get_active()->name; }
 
-#define CS_FORWARD_void(name, args) get_active()->name args;
-#define CS_FORWARD_double(name, args) return get_active()->name args;
-#define CS_DEFINE(R, name, params, args) R name params { CS_FORWARD_##R(name, args) }
-CS_ALL_KERNELS(CS_DEFINE)
+/*
+ * Threads.  Rows are independent, so a large call is cut into one
+ * contiguous chunk of rows per thread, each chunk handed to the variant's
+ * kernel unchanged.  Small calls stay on the calling thread: waking a
+ * thread team costs a few microseconds, which a call of fewer than
+ * CS_PAR_MIN elements does not earn back.  The team size is OpenMP's
+ * (OMP_NUM_THREADS, omp_set_num_threads, threadpoolctl's limits).  Chunks
+ * are fixed by (n, thread count), and the NLL's per-chunk totals are added
+ * in chunk order, so a result depends on the thread count but not on timing.
+ */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#define CS_PAR_MIN 32768
+#define CS_MAX_CHUNKS 256
+
+int cs_openmp_enabled(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int cs_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int n_chunks(ptrdiff_t n, ptrdiff_t m)
+{
+#ifdef _OPENMP
+    if (n < 2 || n * m < CS_PAR_MIN || omp_in_parallel())
+        return 1;
+    int t = omp_get_max_threads();
+    if (t > CS_MAX_CHUNKS) t = CS_MAX_CHUNKS;
+    if (t > n) t = (int)n;
+    return t < 1 ? 1 : t;
+#else
+    (void)n; (void)m;
+    return 1;
+#endif
+}
+
+#define CS_ROW0(c) (n * (c) / nc)
+
+#define CS_DEFINE_ROWS(T, S)                                                        \
+void cs_softmax_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,              \
+                    ptrdiff_t n, ptrdiff_t m)                                       \
+{                                                                                   \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    for (int c = 0; c < nc; c++)                                                    \
+        t->cs_softmax_##S(z + CS_ROW0(c) * ldz, ldz, out + CS_ROW0(c) * ldo, ldo,   \
+                          CS_ROW0(c + 1) - CS_ROW0(c), m);                          \
+}                                                                                   \
+void cs_log_softmax_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,          \
+                        ptrdiff_t n, ptrdiff_t m)                                   \
+{                                                                                   \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    for (int c = 0; c < nc; c++)                                                    \
+        t->cs_log_softmax_##S(z + CS_ROW0(c) * ldz, ldz, out + CS_ROW0(c) * ldo,    \
+                              ldo, CS_ROW0(c + 1) - CS_ROW0(c), m);                 \
+}                                                                                   \
+void cs_logsumexp_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t m) \
+{                                                                                   \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    for (int c = 0; c < nc; c++)                                                    \
+        t->cs_logsumexp_##S(z + CS_ROW0(c) * ldz, ldz, out + CS_ROW0(c),            \
+                            CS_ROW0(c + 1) - CS_ROW0(c), m);                        \
+}                                                                                   \
+double cs_nll_##S(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const double *w,  \
+                  double gmul, T *loss, T *grad, ptrdiff_t ldg, ptrdiff_t n,        \
+                  ptrdiff_t m)                                                      \
+{                                                                                   \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    if (nc == 1)                                                                    \
+        return t->cs_nll_##S(z, ldz, y, w, gmul, loss, grad, ldg, n, m);            \
+    double part[CS_MAX_CHUNKS];                                                     \
+    _Pragma("omp parallel for num_threads(nc) schedule(static)")                    \
+    for (int c = 0; c < nc; c++) {                                                  \
+        ptrdiff_t i0 = CS_ROW0(c);                                                  \
+        part[c] = t->cs_nll_##S(z + i0 * ldz, ldz, y + i0, w ? w + i0 : NULL, gmul, \
+                                loss ? loss + i0 : NULL, grad ? grad + i0 * ldg : NULL, \
+                                ldg, CS_ROW0(c + 1) - i0, m);                       \
+    }                                                                               \
+    double total = 0.0;                                                             \
+    for (int c = 0; c < nc; c++)                                                    \
+        total += part[c];                                                           \
+    return total;                                                                   \
+}                                                                                   \
+void cs_exp_array_##S(const T *x, T *out, ptrdiff_t n)                             \
+{                                                                                   \
+    get_active()->cs_exp_array_##S(x, out, n);                                      \
+}
+
+CS_DEFINE_ROWS(float, f)
+CS_DEFINE_ROWS(double, d)

@@ -46,4 +46,8 @@ const char *cs_simd_active(void);
 int cs_simd_compiled(const char *name); /* built into this binary */
 int cs_simd_supported(const char *name);/* built, and this CPU can run it */
 
+/* OpenMP: whether the dispatch layer was built with it, and its team size */
+int cs_openmp_enabled(void);
+int cs_max_threads(void);
+
 #endif
