@@ -1,0 +1,103 @@
+from typing import Any, Literal, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+_Float = np.float32 | np.float64
+_Activation = Literal["identity", "logistic", "tanh", "relu"]
+
+ACTIVATIONS: dict[str, int]
+SOLVERS: tuple[None | str, ...]
+
+def forward_into(
+    X: NDArray[_Float] | Any,  # C-contiguous ndarray or scipy.sparse CSR matrix
+    coefs: Sequence[NDArray[_Float]],
+    intercepts: Sequence[NDArray[_Float]],
+    activation: _Activation,
+    out: NDArray[_Float],
+    output: Literal["logits", "proba", "log_proba"] = "proba",
+) -> NDArray[_Float]: ...
+
+class Workspace:
+    max_batch: int
+    dtype: np.dtype[Any]
+    activation: str
+    solver: Literal["sgd", "adam"] | None
+    learning_rate_init: float
+    def __init__(
+        self,
+        coefs: Sequence[NDArray[_Float]],
+        intercepts: Sequence[NDArray[_Float]],
+        max_batch: int,
+        activation: _Activation = "relu",
+        solver: Literal["sgd", "adam"] | None = "sgd",
+        alpha: float = 0.0,
+        learning_rate_init: float = 0.001,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+    ) -> None: ...
+    def bind(
+        self, coefs: Sequence[NDArray[_Float]], intercepts: Sequence[NDArray[_Float]]
+    ) -> None: ...
+    @property
+    def coefs(self) -> list[NDArray[_Float]]: ...
+    @property
+    def intercepts(self) -> list[NDArray[_Float]]: ...
+    @property
+    def layer_sizes(self) -> list[int]: ...
+    @property
+    def coef_grads(self) -> list[NDArray[_Float]]: ...
+    @property
+    def intercept_grads(self) -> list[NDArray[_Float]]: ...
+    @property
+    def alpha(self) -> float: ...
+    @property
+    def momentum(self) -> float: ...
+    @property
+    def nesterovs_momentum(self) -> bool: ...
+    @property
+    def beta_1(self) -> float: ...
+    @property
+    def beta_2(self) -> float: ...
+    @property
+    def epsilon(self) -> float: ...
+    @property
+    def t(self) -> int: ...
+    @property
+    def optimizer_state(self) -> dict[str, Any]: ...
+    def set_optimizer_state(self, state: dict[str, Any]) -> None: ...
+    def squared_norm(self) -> float: ...
+    def run_epoch(
+        self,
+        X: NDArray[_Float] | Any,
+        y: NDArray[np.integer[Any]],
+        sample_weight: NDArray[np.float64] | None,
+        order: NDArray[np.intp],
+        batch_size: int,
+        lr: float | None = None,
+    ) -> float: ...
+    def step(
+        self,
+        X: NDArray[_Float] | Any,
+        y: NDArray[np.integer[Any]],
+        sample_weight: NDArray[np.float64] | None,
+        idx: NDArray[np.intp],
+        lr: float | None = None,
+    ) -> float: ...
+    def gradient(
+        self,
+        X: NDArray[_Float],
+        y: NDArray[np.integer[Any]],
+        sample_weight: NDArray[np.float64] | None = None,
+    ) -> tuple[float, float]: ...
+    def apply_gradients(
+        self,
+        coef_grads: Sequence[NDArray[_Float]],
+        intercept_grads: Sequence[NDArray[_Float]],
+        lr: float | None = None,
+    ) -> None: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    def __setstate__(self, state: dict[str, Any]) -> None: ...
