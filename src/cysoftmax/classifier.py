@@ -20,6 +20,9 @@ Design choices
   and the early-stopping split is a split of row *indices* (the training
   rows are passed as the epoch's order; only the validation rows, a
   ``validation_fraction`` of X, are copied).
+* An ``np.memmap`` X is read through its file, slice by slice, never
+  through the mapping as a whole (see `_MappedFile`): data larger than
+  memory trains in a slice's worth of memory, to the same model.
 * A call to `fit`/`partial_fit` is all or nothing: every attribute (and
   the optimizer state of a kept workspace) is snapshotted first and put
   back when the call raises, so a diverged or refused call leaves the
@@ -28,8 +31,11 @@ Design choices
   runs to its end): the epochs that finished are kept, with a warning.
 """
 
+import contextlib
 import copy
 import json
+import mmap
+import os
 import time
 import warnings
 import zipfile
@@ -38,6 +44,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
@@ -45,7 +52,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _assert_all_finite, _check_sample_weight, check_is_fitted, validate_data)
 
 from ._version import __version__
 
@@ -116,6 +124,10 @@ class Classifier(ClassifierMixin, BaseEstimator):
     during training stops after the epoch in flight; the finished epochs
     are kept (with early stopping, the best of them), a warning says so and
     `fit` returns.
+
+    X may be an ``np.memmap`` (e.g. ``np.load(path, mmap_mode="r")``) larger
+    than memory: `fit` and `partial_fit` read it from its file one slice of
+    mini-batches at a time, and give the model the in-memory array gives.
 
     Unpickling data from an untrusted source can run arbitrary code; to
     exchange models, use :meth:`save` and :func:`cysoftmax.load`, which read
@@ -246,15 +258,25 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def _validate_X_y(self, X, y, reset):
         self._check_target(y)
+        # an np.memmap is checked for NaN/inf below, through its file: a check
+        # through the mapping would make the whole file resident
+        mapped = _MappedFile.applies(X)
         X, y = validate_data(
             self, X, y, reset=reset,
             accept_sparse=["csr", "csc"],
             dtype=_float_dtypes(X),
             order="C",
             ensure_min_samples=1,
+            ensure_all_finite=not mapped,
         )
-        if sp.issparse(X) and X.format != "csr":
-            X = X.tocsr()
+        if mapped:
+            with _MappedFile.open(X) as f:
+                if f is None:       # converted (dtype, order) into memory by validate_data
+                    _assert_all_finite(X, input_name="X", estimator_name=type(self).__name__)
+                else:
+                    f.check_finite(type(self).__name__)
+        if sp.issparse(X):
+            X = _check_sparse_structure(X)
         return X, y
 
     def _validate_X_predict(self, X):
@@ -264,7 +286,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
                           dtype=[dtype, other], order="C")
         if sp.issparse(X):
-            X = X.tocsr()
+            X = _check_sparse_structure(X)
         if X.dtype != dtype:
             # values beyond float32's range become inf here; _forward then
             # refuses the non-finite output with a clear message
@@ -425,6 +447,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def _run_epoch(self, ws, X, y, sample_weight, order, batch_size, lr):
         """One epoch in compiled code (a seam: tests patch it to simulate Ctrl-C)."""
+        with _MappedFile.open(X) as f:      # X on a memory-mapped file: read slice by slice
+            if f is not None:
+                return f.run_epoch(ws, y, sample_weight, order, batch_size, lr)
         return ws.run_epoch(X, y, sample_weight, order, batch_size, lr)
 
     # ------------------------------------------------------- all-or-nothing
@@ -554,7 +579,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
             if val_idx.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
-            X_val, y_val = X[val_idx], y[val_idx]
+            with _MappedFile.open(X) as f:
+                X_val = X[val_idx] if f is None else f.take(val_idx)
+            y_val = y[val_idx]
             sw_val = None if sample_weight is None else sample_weight[val_idx]
             order = np.ascontiguousarray(train_idx, dtype=np.intp)
         else:
@@ -689,7 +716,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------- pickling
     def __getstate__(self):
-        state = super().__getstate__()
+        # a copy: on Python >= 3.11 the base class hands out the live
+        # __dict__, and the edits below must not touch the estimator itself
+        state = dict(super().__getstate__())
         # the compiled workspace is a cache of buffers: keep only its
         # optimizer state (so partial_fit resumes where it was)
         ws = state.pop("_workspace", None)
@@ -763,6 +792,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         if hasattr(path, "write"):
             np.savez(path, **arrays)
         else:
+            path = _check_path(path)
             with open(path, "wb") as f:       # np.savez would append ".npz" to a str path
                 np.savez(f, **arrays)
 
@@ -797,26 +827,91 @@ def load(path):
     if hasattr(path, "read"):
         f, close = path, False
     else:
-        f, close = open(path, "rb"), True        # OSError (not found, ...) propagates
+        f, close = open(_check_path(path), "rb"), True   # OSError (not found, ...) propagates
     try:
         try:
             data = np.load(f, allow_pickle=False)
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile, NotImplementedError,
+                RuntimeError, MemoryError) as exc:
+            # NotImplementedError / RuntimeError: zipfile's "unsupported zip
+            # version / compression / encryption" for a corrupted header
             raise ValueError(f"{name!s} is not a cysoftmax model file (.npz): {exc}") from None
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError(f"{name!s} is not a cysoftmax model file: it holds a single "
                              "array, not an .npz archive")
         with data:
             try:
-                return _from_npz(data)
+                return _from_npz(_Members(data))
             except (ValueError, TypeError, KeyError, IndexError, OverflowError, EOFError,
-                    OSError, zipfile.BadZipFile, zlib.error) as exc:
-                # ValueError also covers object arrays, which allow_pickle=False refuses
+                    OSError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+                    MemoryError) as exc:
+                # ValueError also covers object arrays, which allow_pickle=False refuses;
+                # MemoryError: an array header claiming a gigantic shape
                 raise ValueError(f"{name!s} is not a valid cysoftmax model: "
                                  f"{exc.__class__.__name__}: {exc}") from None
     finally:
         if close:
             f.close()
+
+
+class _Members:
+    """An NpzFile whose members are all arrays: NpzFile hands back the raw bytes of a
+    member that is not an .npy file, which must not reach the checks as if it were one."""
+
+    def __init__(self, data):
+        self._data = data
+        self.files = data.files
+
+    def __getitem__(self, key):
+        a = self._data[key]
+        if not isinstance(a, np.ndarray):
+            raise ValueError(f"{key} is not an array (.npy) member")
+        return a
+
+
+def _check_path(path):
+    """A file name for open(): refuse ints, which open() would take as file descriptors."""
+    if isinstance(path, (str, bytes)) or hasattr(path, "__fspath__"):
+        return path
+    raise TypeError(f"path must be a str, bytes, os.PathLike or a binary file object; "
+                    f"got {type(path).__name__}")
+
+
+def _check_sparse_structure(X):
+    """CSR/CSC X as CSR, after checking its index arrays (without changing X).
+
+    The compiled gather scatters ``data[q]`` into column ``indices[q]`` of
+    rows ``indptr[r]:indptr[r+1]`` without bounds checks, and scipy checks
+    only the lengths of these arrays when a matrix is built from them (and
+    nothing when they are edited afterwards): out-of-range or negative
+    indices, or an indptr that decreases or runs past the data, would read
+    or write outside the buffers.  Checked before ``tocsr`` too (scipy's
+    conversion trusts them as well).
+    """
+    major, minor = X.shape if X.format == "csr" else X.shape[::-1]
+    data, indices, indptr = X.data, X.indices, X.indptr
+    problem = None
+    if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
+        problem = "data, indices and indptr must be 1-D"
+    elif indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
+        problem = f"indices ({indices.dtype}) and indptr ({indptr.dtype}) must be integers"
+    elif indptr.shape[0] != major + 1:
+        problem = f"indptr has {indptr.shape[0]} entries; expected {major + 1}"
+    elif indptr[0] != 0:
+        problem = "indptr must start with 0"
+    elif indices.shape[0] != data.shape[0]:
+        problem = "indices and data must have the same length"
+    elif indptr[-1] > indices.shape[0]:
+        problem = "indptr runs past the end of indices and data"
+    elif major and (np.diff(indptr) < 0).any():
+        problem = "indptr must be non-decreasing"
+    else:
+        used = indices[:int(indptr[-1])]
+        if used.size and (used.min() < 0 or used.max() >= minor):
+            problem = f"indices must be in [0, {minor})"
+    if problem is not None:
+        raise ValueError(f"X is a malformed sparse matrix: {problem}")
+    return X if X.format == "csr" else X.tocsr()
 
 
 def _scalar(data, key, kind):
@@ -946,3 +1041,164 @@ def _same_form(state, target):
                     np.shape(a) != np.shape(b) for a, b in zip(state[key], value)):
                 return False
     return True
+
+
+# ------------------------------------------------------------ memory-mapped X
+# A float32/float64 np.memmap (or np.load(..., mmap_mode="r")) is trained on
+# without ever being read as a whole into memory.  Reading it *through the
+# mapping* is not enough: the pages of a file mapping that were touched stay
+# mapped, and count in the process's resident size, until the kernel needs
+# the memory; and recent kernels map the page cache in large folios (up to
+# 2 MB at a time), so a few hundred rows gathered at random from a mapping
+# make the whole file resident (measured: 1,000 random rows of a 500 MB file
+# mapped 474 MB; madvise MADV_RANDOM / MADV_NOHUGEPAGE did not help).  So the
+# rows are read through the file instead (pread into a buffer of
+# _MAPPED_SLICE_BYTES): the NaN/inf check in contiguous slices, an epoch in
+# slices of whole mini-batches (the same batches in the same order as one
+# compiled call over the array: the same model, bit for bit), and the
+# early-stopping validation rows.  The kernel's page cache holds the file,
+# the process holds one slice.
+
+_MAPPED_SLICE_BYTES = 32 << 20
+
+
+class _MappedFile:
+    """The file under a memory-mapped X, read with pread (not through the mapping).
+
+    `open(X)` gives None (a null context) when X is not a C-contiguous
+    float32/float64 2-D view of a file mapped by np.memmap, when the mapping
+    is copy-on-write (mode "c": its pages may hold edits the file has not),
+    or when the file cannot be read back as the mapping shows it (deleted,
+    replaced): the caller then uses X as it is.
+    """
+
+    def __init__(self, f, offset, X):
+        self._f, self._offset, self.X = f, offset, X
+        self.row_bytes = X.shape[1] * X.itemsize       # C-contiguous rows
+
+    @staticmethod
+    def applies(X):
+        """True when X is a view of an np.memmap that `open` may read through its file."""
+        return _MappedFile._locate(X) is not None
+
+    @staticmethod
+    def _locate(X):
+        if not isinstance(X, np.ndarray):
+            return None
+        memmap, root, base = None, X, X
+        while isinstance(base, np.ndarray):
+            if isinstance(base, np.memmap):
+                memmap = base
+            root, base = base, base.base
+        if (memmap is None or not isinstance(base, mmap.mmap) or memmap.mode == "c"
+                or getattr(memmap, "filename", None) is None):
+            return None
+        return memmap, root
+
+    @classmethod
+    def open(cls, X):
+        found = cls._locate(X)
+        if (found is None or X.ndim != 2 or 0 in X.shape or not X.flags.c_contiguous
+                or X.dtype not in (np.float32, np.float64) or not X.dtype.isnative):
+            return contextlib.nullcontext()
+        memmap, root = found
+        # the root's data is at file position `memmap.offset` (np.memmap copies
+        # the offset of the array it was made from to its views)
+        offset = memmap.offset + (X.__array_interface__["data"][0]
+                                  - root.__array_interface__["data"][0])
+        try:
+            f = open(memmap.filename, "rb", buffering=0)
+        except OSError:
+            return contextlib.nullcontext()
+        self = cls(f, offset, X)
+        try:
+            ok = os.fstat(f.fileno()).st_size >= offset + X.shape[0] * self.row_bytes
+            for r in ({0, X.shape[0] - 1} if ok else ()):
+                row = np.empty(X.shape[1], X.dtype)
+                self.read_rows(np.array([r]), row[None])
+                ok = ok and row.tobytes() == X[r].tobytes()
+        except OSError:
+            ok = False
+        if not ok:
+            f.close()
+            return contextlib.nullcontext()
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+    def _read(self, view, pos):
+        fd = self._f.fileno()
+        while len(view):
+            if hasattr(os, "preadv"):
+                got = os.preadv(fd, [view], pos)
+            else:                                   # pragma: no cover (Windows)
+                self._f.seek(pos)
+                got = self._f.readinto(view)
+            if not got:
+                raise OSError(f"{self._f.name}: unexpected end of file")
+            view, pos = view[got:], pos + got
+
+    def read_rows(self, rows, out):
+        """out[i] = X[rows[i]], read in file order, runs of consecutive rows at once."""
+        if not rows.shape[0]:
+            return
+        srt = np.argsort(rows, kind="stable")
+        r, p = rows[srt], srt
+        # a run: consecutive rows of the file going to consecutive rows of out
+        brk = np.flatnonzero((np.diff(r) != 1) | (np.diff(p) != 1)) + 1
+        starts = np.concatenate(([0], brk)).tolist()
+        ends = np.concatenate((brk, [len(r)])).tolist()
+        rb = self.row_bytes
+        with memoryview(out).cast("B") as flat:
+            for a, b, ra, pa in zip(starts, ends, r[starts].tolist(), p[starts].tolist()):
+                self._read(flat[pa * rb:(pa + b - a) * rb], self._offset + ra * rb)
+
+    def take(self, rows):
+        out = np.empty((rows.shape[0], self.X.shape[1]), self.X.dtype)
+        if rows.shape[0]:
+            self.read_rows(rows, out)
+        return out
+
+    def check_finite(self, estimator_name):
+        """scikit-learn's NaN/inf check (and message), slice by slice."""
+        if get_config()["assume_finite"]:
+            return
+        n = self.X.shape[0]
+        step = max(1, _MAPPED_SLICE_BYTES // self.row_bytes)
+        buf = np.empty((min(step, n), self.X.shape[1]), self.X.dtype)
+        for start in range(0, n, step):
+            part = buf[:min(step, n - start)]
+            self._read(memoryview(part).cast("B"), self._offset + start * self.row_bytes)
+            _assert_all_finite(part, input_name="X", estimator_name=estimator_name)
+
+    def run_epoch(self, ws, y, sample_weight, order, batch_size, lr):
+        """`ws.run_epoch` over X's rows in `order`, slice by slice (whole batches)."""
+        step = batch_size * max(1, _MAPPED_SLICE_BYTES // (batch_size * self.row_bytes))
+        buf = np.empty((min(step, order.shape[0]), self.X.shape[1]), self.X.dtype)
+        total, interrupt = 0.0, None
+        for start in range(0, order.shape[0], step):
+            idx = order[start:start + step]
+            while True:     # an interrupt while reading: read again (nothing trained yet)
+                try:
+                    srt = np.argsort(idx, kind="stable")
+                    rows = idx[srt]                 # the buffer holds the rows in file order
+                    local = np.empty_like(srt)
+                    local[srt] = np.arange(srt.shape[0], dtype=srt.dtype)
+                    self.read_rows(rows, buf[:rows.shape[0]])
+                    sw = None if sample_weight is None else sample_weight[rows]
+                    break
+                except KeyboardInterrupt as exc:
+                    interrupt = exc
+            try:
+                total += ws.run_epoch(buf[:rows.shape[0]], y[rows], sw, local, batch_size, lr)
+            except KeyboardInterrupt as exc:
+                # delivered when the compiled call returned: that slice ran.  As
+                # with one compiled call, the epoch runs to its end
+                interrupt = exc
+        if interrupt is not None:
+            raise interrupt
+        return total
