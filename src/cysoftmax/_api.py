@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _softmax
 from ._validation import (
+    aligned_target,
     as_float_array,
     check_axis,
     check_labels,
@@ -34,22 +35,27 @@ __all__ = [
 def _rowwise(kernel, z, axis, out):
     """Apply a row kernel over `axis` of `z`, into `out` or a new array."""
     if (out is None and axis == -1 and type(z) is np.ndarray and z.ndim == 2
-            and z.dtype in _FLOATS and z.flags.c_contiguous):
+            and z.dtype in _FLOATS and z.flags.c_contiguous and z.flags.aligned):
         # the common call (a C-contiguous float batch, class axis last): no
         # checks are needed, so pay for none -- this is most of the call cost
         # for small batches
         res = np.empty(z.shape, dtype=z.dtype)
         kernel(z, res)
         return res
+    given = z
     z = as_float_array(z, "z")
     axes = check_axis(axis, z.ndim)
     if out is not None:
-        check_out(out, z.shape, z.dtype, (z,))
+        # (the input as given too: an unaligned one was copied by as_float_array)
+        check_out(out, z.shape, z.dtype, (z, given))
     z2, moved_shape, perm = rows_view(z, axes)
     if perm is None:
         # class axes are trailing: write straight into the result
-        res = out if out is not None else np.empty(z.shape, dtype=z.dtype)
+        res = aligned_target(out, z.shape, z.dtype)
         kernel(z2, res.reshape(z2.shape))
+        if out is not None and res is not out:
+            out[...] = res
+            return out
         return res
     o2 = np.empty(z2.shape, dtype=z.dtype)
     kernel(z2, o2)
@@ -299,10 +305,14 @@ def local_gradient(logits, y, *, out=None):
     """
     z, y, _, _ = _prepare_nll(logits, y, None, "none")
     if out is not None:
-        check_out(out, z.shape, z.dtype, (z, logits))
-    grad = out if out is not None else np.empty(z.shape, dtype=z.dtype)
+        # the validated labels too: the kernel reads them while it writes out
+        check_out(out, z.shape, z.dtype, (z, logits, y))
+    grad = aligned_target(out, z.shape, z.dtype)
     if z.shape[0]:
         _softmax.nll_rows(z, y, None, 1.0, None, grad)
+    if out is not None and grad is not out:
+        out[...] = grad
+        return out
     return grad
 
 
@@ -341,11 +351,16 @@ def nll_loss_and_gradient(logits, y, *, sample_weight=None, reduction="mean", ou
     z, y, w, reduction = _prepare_nll(logits, y, sample_weight, reduction)
     n = z.shape[0]
     if out is not None:
-        check_out(out, z.shape, z.dtype, (z, logits))
-    grad = out if out is not None else np.empty(z.shape, dtype=z.dtype)
+        # the validated labels and weights too: the kernel reads them while
+        # it writes out (labels overwritten mid-call would index anywhere)
+        check_out(out, z.shape, z.dtype, (z, logits, y, w))
+    grad = aligned_target(out, z.shape, z.dtype)
     loss = np.empty(n, dtype=z.dtype) if reduction == "none" else None
     gmul = 1.0
     if reduction == "mean" and n:
         gmul = 1.0 / (float(n) if w is None else float(w.sum()))
     total = _softmax.nll_rows(z, y, w, gmul, loss, grad) if n else 0.0
+    if out is not None and grad is not out:
+        out[...] = grad
+        grad = out
     return (loss if reduction == "none" else _reduce(total, n, w, reduction)), grad

@@ -12,6 +12,7 @@ import operator
 import numpy as np
 
 __all__ = [
+    "aligned_target",
     "as_float_array",
     "check_axis",
     "check_out",
@@ -31,9 +32,11 @@ def as_float_array(a, name):
     float32 and float64 (native byte order) are kept as they are; other real
     numeric dtypes (integers, float16, longdouble, non-native byte order)
     are converted to float64.  bool, complex, object, string, datetime and
-    structured data raise ``TypeError``.
+    structured data raise ``TypeError``.  The result is always aligned: an
+    array at an odd address (possible with NumPy) is copied, as the C
+    kernels read whole float/double elements.
     """
-    if type(a) is np.ndarray and a.dtype in _FLOATS:  # fast path: the usual call
+    if type(a) is np.ndarray and a.dtype in _FLOATS and a.flags.aligned:  # the usual call
         return a
     try:
         arr = np.asarray(a)
@@ -43,10 +46,10 @@ def as_float_array(a, name):
     dt = arr.dtype
     if dt.kind == "f":
         if dt.itemsize == 4 and dt.isnative:
-            return arr
+            return arr if arr.flags.aligned else arr.copy()
         if dt.itemsize == 4:
             return arr.astype(np.float32)
-        return arr.astype(np.float64)
+        return arr.astype(np.float64) if dt != np.float64 or not arr.flags.aligned else arr
     if dt.kind in "iu":
         return arr.astype(np.float64)
     kinds = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes",
@@ -108,7 +111,8 @@ def check_out(out, shape, dtype, inputs, name="out"):
 
     It must be a writeable, C-contiguous ndarray of exactly `shape` and
     `dtype`.  It may be one of `inputs` itself (in place), but must not
-    partially overlap any of them.
+    partially overlap any of them.  (It may be unaligned: the callers then
+    compute into an aligned buffer and copy, see `aligned_target`.)
     """
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
@@ -132,13 +136,31 @@ def check_out(out, shape, dtype, inputs, name="out"):
     return out
 
 
+def aligned_target(out, shape, dtype):
+    """Where a kernel may write the result for `out`: `out` itself, a new array
+    (out None), or an aligned scratch buffer when `out` sits at an odd address
+    (copy it into `out` afterwards)."""
+    if out is None or not out.flags.aligned:
+        return np.empty(shape, dtype=dtype)
+    return out
+
+
+def _asarray(a, name, what):
+    """np.asarray(a), with a TypeError naming the argument when that fails (ragged lists)."""
+    try:
+        return np.asarray(a)
+    except Exception as exc:
+        raise TypeError(f"{name} must be an array of {what}; could not convert "
+                        f"{type(a).__name__} to an array: {exc}") from None
+
+
 def check_labels(y, n, m, name="y"):
     """Check class labels: integer dtype, 1-D, length n, every value in [0, m).
 
     Returns them as a C-contiguous ``np.intp`` array, safe for a kernel to
     index with.
     """
-    y = np.asarray(y)
+    y = _asarray(y, name, f"integer class labels in [0, {m})")
     if y.size == 0 and y.dtype.kind == "f":
         # np.asarray([]) is float64: an empty list holds no non-integer label
         y = y.astype(np.intp)
@@ -154,7 +176,8 @@ def check_labels(y, n, m, name="y"):
         if lo < 0 or hi >= m:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{name} holds label {int(bad)}, outside [0, {m}) for {m} classes")
-    return np.ascontiguousarray(y, dtype=np.intp)
+    # (aligned too: an odd address would be a misaligned read in the kernel)
+    return np.require(y, dtype=np.intp, requirements=["C", "A"])
 
 
 def check_sample_weight(sample_weight, n, reduction="sum", name="sample_weight"):
@@ -165,14 +188,14 @@ def check_sample_weight(sample_weight, n, reduction="sum", name="sample_weight")
     """
     if sample_weight is None:
         return None
-    w = np.asarray(sample_weight)
+    w = _asarray(sample_weight, name, "real numbers")
     if w.dtype.kind not in "iuf":
         raise TypeError(f"{name} must hold real numbers; got dtype {w.dtype}")
     if w.ndim != 1:
         raise ValueError(f"{name} must be 1-D with one weight per row; got shape {w.shape}")
     if w.shape[0] != n:
         raise ValueError(f"{name} has {w.shape[0]} weights but there are {n} rows")
-    w = np.ascontiguousarray(w, dtype=np.float64)
+    w = np.require(w, dtype=np.float64, requirements=["C", "A"])
     if not np.isfinite(w).all():
         raise ValueError(f"{name} must be finite; it holds NaN or inf")
     if n and w.min() < 0:

@@ -277,7 +277,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                     f.check_finite(type(self).__name__)
         if sp.issparse(X):
             X = _check_sparse_structure(X)
-        return X, y
+        return _aligned(X), y
 
     def _validate_X_predict(self, X):
         check_is_fitted(self, "coefs_")
@@ -287,6 +287,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                           dtype=[dtype, other], order="C")
         if sp.issparse(X):
             X = _check_sparse_structure(X)
+        X = _aligned(X)
         if X.dtype != dtype:
             # values beyond float32's range become inf here; _forward then
             # refuses the non-finite output with a clear message
@@ -514,7 +515,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                                  ensure_non_negative=True)
-            sample_weight = np.ascontiguousarray(sample_weight)
+            sample_weight = np.require(sample_weight, requirements=["C", "A"])
 
         # labels -> 0..m-1 through classes_ (sorted, so searchsorted finds them)
         if incremental and fitted and classes is not None:
@@ -875,6 +876,19 @@ def _check_path(path):
         return path
     raise TypeError(f"path must be a str, bytes, os.PathLike or a binary file object; "
                     f"got {type(path).__name__}")
+
+
+def _aligned(X):
+    """X, with a sparse matrix's arrays copied when one sits at an odd address.
+
+    NumPy arrays can be unaligned, and the compiled gather of CSR rows reads
+    data/indices/indptr element by element.  A dense X is left as it is: the
+    engine reads it only with memcpy and BLAS, which take any address (and a
+    memory-mapped X must not be copied: it is trained on through its file).
+    """
+    if sp.issparse(X) and not all(a.flags.aligned for a in (X.data, X.indices, X.indptr)):
+        X = X.copy()
+    return X
 
 
 def _check_sparse_structure(X):
