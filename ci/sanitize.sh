@@ -38,9 +38,14 @@ rm -rf "$work"
 mkdir -p "$work/src" "$work/run"
 
 echo "== sources (with Cython bounds checks) -> $work/src"
-# tracked files and new, not-ignored ones (the working tree as it is)
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard) |
-  (cd "$repo" && xargs -0 cp --parents -t "$work/src" 2>/dev/null || true)
+# tracked files and new, not-ignored ones (the working tree as it is); outside
+# a git checkout, everything but build products
+if git -C "$repo" rev-parse --is-inside-work-tree > /dev/null 2>&1; then
+  (cd "$repo" && git ls-files -z --cached --others --exclude-standard) |
+    (cd "$repo" && xargs -0 cp --parents -t "$work/src" 2>/dev/null || true)
+else
+  (cd "$repo" && tar --exclude=./build --exclude=./.git -cf - .) | (cd "$work/src" && tar -xf -)
+fi
 # Cython's `# cython:` header directives win over -X on the command line, so
 # switch the checks on in the copies' headers themselves
 for f in "$work"/src/src/cysoftmax/*.pyx; do
@@ -52,7 +57,7 @@ echo "== virtual environment $work/venv"
 "$python" -m venv "$work/venv"
 vpy="$work/venv/bin/python"
 "$vpy" -m pip install -q "meson-python>=0.18" "meson>=1.1" ninja "Cython>=3.1" "numpy>=2" \
-  "scipy>=1.11" "scikit-learn>=1.6" pytest hypothesis mpmath threadpoolctl \
+  "scipy>=1.11" "scikit-learn>=1.6" pytest hypothesis mpmath threadpoolctl pandas \
   > "$work/pip.log" 2>&1 || { tail -20 "$work/pip.log"; exit 1; }
 
 echo "== build with -fsanitize=address,undefined"

@@ -1103,12 +1103,17 @@ def test_backprop_weights_at_the_ends_of_float64(scale):
     _compare((loss, dW, db), ref, 1e-10, None)
 
 
-@pytest.mark.xfail(reason="known issue (reported): with float32 logits and reduction 'sum' "
-                          "or 'none', a weight beyond float32's range makes the kernel's row "
-                          "scale (float)(w / s) infinite, and an entry whose probability "
-                          "underflows to 0 gets 0 * inf = NaN instead of 0",
-                   strict=False)
+def test_backprop_ragged_labels_name_y():
+    """(regression: backprop converted y with np.asarray before check_labels)"""
+    X, y, c, b = net()
+    with pytest.raises((TypeError, ValueError)) as info:
+        backprop(X, [0, [1], 2, 0, 1, 2], c, b)
+    assert re.search(r"\by\b", str(info.value)), str(info.value)
+
+
 def test_float32_gradient_with_weights_beyond_float32_range():
+    """(regression: the kernel scaled a float32 row by (float)(w / s), which is
+    infinite for a weight beyond float32's range, and 0 * inf gave NaN)"""
     z = np.array([[0.0, -1e30]], dtype=np.float32)       # p = [1, 0]
     loss, grad = nll_loss_and_gradient(z, [0], sample_weight=[1e300], reduction="sum")
     assert loss == 0.0
@@ -1192,6 +1197,7 @@ X_CONVERTIBLE = {
         X),
     "csr-unsorted-indices": lambda X: (_unsorted_csr(X), X),
     "csr-explicit-zeros": lambda X: (lambda M: (M, M.toarray()))(_explicit_zero_csr(X)),
+    "csr-unaligned-arrays": lambda X: (_unaligned_csr(X), X),
     "one-row": lambda X: (X[:1], X[:1]),
     "huge-values-f64": lambda X: (X * 1e3, X * 1e3),
 }
@@ -1204,6 +1210,13 @@ def _unsorted_csr(X):
         M.indices[lo:hi] = M.indices[lo:hi][::-1].copy()
         M.data[lo:hi] = M.data[lo:hi][::-1].copy()
     M.has_sorted_indices = False
+    return M
+
+
+def _unaligned_csr(X):
+    M = sp.csr_matrix(X)
+    M.data, M.indices, M.indptr = unaligned(M.data), unaligned(M.indices), unaligned(M.indptr)
+    assert not M.data.flags.aligned
     return M
 
 
@@ -1328,7 +1341,7 @@ def test_classifier_predict(thunk, outcome):
 FIT_X_CONVERTIBLE = {k: X_CONVERTIBLE[k] for k in (
     "int64", "uint8", "bool", "float16", "big-endian-f8", "list", "numeric-strings",
     "object-floats", "fortran", "negative-strides", "read-only", "unaligned", "csr", "csc",
-    "coo", "csr-unsorted-indices", "memmap")}
+    "coo", "csr-unsorted-indices", "csr-unaligned-arrays", "memmap")}
 
 FIT_X_ERRORS = {k: X_ERRORS[k] for k in X_ERRORS
                 if k not in ("wrong-n-features", "too-many-features",

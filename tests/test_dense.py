@@ -843,6 +843,10 @@ def test_labels_not_integer(net):
     _raises(net, TypeError, "y must hold integer class labels", y=np.zeros(6))
 
 
+def test_labels_ragged(net):
+    _raises(net, TypeError, r"y must be an array", y=[0, [1], 2, 0, 1, 2])
+
+
 def test_labels_wrong_length(net):
     _raises(net, ValueError, "y has 5 labels but X has 6 rows", y=np.zeros(5, int))
 
@@ -874,3 +878,24 @@ def test_no_rows(net):
     with pytest.raises(ValueError, match="X has no rows"):
         backprop(X[:0], y[:0], coefs, intercepts)
     assert forward(X[:0], coefs, intercepts).shape == (0, 3)
+
+
+def test_malformed_csr_is_an_error_not_a_crash():
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(14)
+    X = sp.random(20, 6, density=0.5, format="csr", random_state=0)
+    y = rng.integers(0, 2, 20)
+    coefs, intercepts = random_net(rng, [6, 4, 2])
+    ws = _dense.Workspace(coefs, intercepts, 8, "relu", "sgd")
+    out = np.empty((20, 2))
+    bad_col = X.copy()
+    bad_col.indices[3] = 6                        # a column outside [0, 6)
+    bad_ptr = X.copy()
+    bad_ptr.indptr[5] = bad_ptr.indptr[4] - 1     # decreasing indptr
+    bad_end = X.copy()
+    bad_end.indptr[-1] = X.nnz + 100               # past the end of data
+    for Xb in (bad_col, bad_ptr, bad_end):
+        with pytest.raises(ValueError, match="malformed CSR"):
+            ws.run_epoch(Xb, y, None, np.arange(20), 8)
+        with pytest.raises(ValueError, match="malformed CSR"):
+            _dense.forward_into(Xb, coefs, intercepts, "relu", out, "proba")

@@ -46,6 +46,7 @@ cdef struct Source:
     const void *indices      # CSR only
     const void *indptr       # CSR only
     Py_ssize_t n_rows, n_features
+    Py_ssize_t nnz           # CSR only: length of data and indices
     bint sparse, idx64       # idx64: CSR indices/indptr are int64 (else int32)
 
 

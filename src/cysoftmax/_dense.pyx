@@ -243,12 +243,16 @@ cdef void _update_param(const Net *net, floating *p, const floating *g,
 # gathering a batch
 # --------------------------------------------------------------------------
 
-cdef void _gather_x(const Source *src, const floating *x, const Py_ssize_t *order,
-                    Py_ssize_t start, Py_ssize_t nb, floating *out) noexcept nogil:
+cdef int _gather_x(const Source *src, const floating *x, const Py_ssize_t *order,
+                   Py_ssize_t start, Py_ssize_t nb, floating *out) noexcept nogil:
     """Rows order[k] (or start + k when order is NULL) of X into out (nb, nf).
 
     x is src.X typed (it picks the float/double version).  CSR rows are
     scattered into zeroed rows; duplicate column entries add up, as in scipy.
+    CSR structure is checked on the way (the loop reads every index anyway,
+    and a predictable branch costs next to nothing): returns 1 at the first
+    row whose indptr or column indices are out of range, without writing
+    out of bounds; else 0.
     """
     cdef Py_ssize_t k, r, q, lo, hi
     cdef Py_ssize_t nf = src.n_features
@@ -277,15 +281,24 @@ cdef void _gather_x(const Source *src, const floating *x, const Py_ssize_t *orde
             ptr64 = <const int64_t *>src.indptr
             lo = ptr64[r]
             hi = ptr64[r + 1]
+            if lo < 0 or hi < lo or hi > src.nnz:
+                return 1
             for q in range(lo, hi):
+                if ind64[q] < 0 or ind64[q] >= nf:
+                    return 1
                 row[ind64[q]] += x[q]
         else:
             ind32 = <const int32_t *>src.indices
             ptr32 = <const int32_t *>src.indptr
             lo = ptr32[r]
             hi = ptr32[r + 1]
+            if lo < 0 or hi < lo or hi > src.nnz:
+                return 1
             for q in range(lo, hi):
+                if ind32[q] < 0 or ind32[q] >= nf:
+                    return 1
                 row[ind32[q]] += x[q]
+    return 0
 
 
 # --------------------------------------------------------------------------
@@ -398,11 +411,12 @@ cdef double _batch(Net *net, const floating *x0, Py_ssize_t ldx, Py_ssize_t nb,
 cdef double _epoch(Net *net, const Source *src, const floating *x,
                    const Py_ssize_t *y, const double *w, const Py_ssize_t *order,
                    Py_ssize_t n_order, Py_ssize_t batch, double lr,
-                   floating *xb, Py_ssize_t *yb, double *wb) noexcept nogil:
+                   floating *xb, Py_ssize_t *yb, double *wb, int *status) noexcept nogil:
     """All mini-batches of `order`, in order: gather, step.  sum w_i C_i.
 
     A batch whose weights are all zero has no defined mean; it is skipped
-    (it adds nothing to the loss and makes no update).
+    (it adds nothing to the loss and makes no update).  Malformed CSR input
+    stops the epoch with *status = 4.
     """
     cdef Py_ssize_t start, nb, k, r
     cdef double total = 0.0, sw
@@ -410,7 +424,9 @@ cdef double _epoch(Net *net, const Source *src, const floating *x,
     while start < n_order:
         nb = batch if n_order - start > batch else n_order - start
         start += nb
-        _gather_x(src, x, order + start - nb, 0, nb, xb)
+        if _gather_x(src, x, order + start - nb, 0, nb, xb):
+            status[0] = 4
+            return total
         if w == NULL:
             sw = <double>nb
             for k in range(nb):
@@ -470,6 +486,9 @@ def _source(X, dtype, Py_ssize_t n_features, name="X"):
         data = np.ascontiguousarray(data)
         indices = np.ascontiguousarray(indices)
         indptr = np.ascontiguousarray(indptr)
+        if (indptr.ndim != 1 or indptr.shape[0] != X.shape[0] + 1
+                or indices.shape[0] != data.shape[0]):
+            raise ValueError(_BAD_CSR)
         return (True, indices.dtype == np.int64, X.shape[0], data, indices, indptr)
     if not isinstance(X, np.ndarray):
         raise TypeError(f"{name} must be a numpy array or a scipy.sparse CSR matrix; "
@@ -483,6 +502,10 @@ def _source(X, dtype, Py_ssize_t n_features, name="X"):
     return (False, False, X.shape[0], X, None, None)
 
 
+_BAD_CSR = ("X is a malformed CSR matrix: its indptr or column indices are out of "
+            "range (X.check_format() says more)")
+
+
 cdef void _fill_source(Source *s, tuple info, Py_ssize_t n_features):
     s.sparse = info[0]
     s.idx64 = info[1]
@@ -491,6 +514,7 @@ cdef void _fill_source(Source *s, tuple info, Py_ssize_t n_features):
     s.X = _ptr(info[3]) if info[3].size else NULL
     s.indices = _ptr(info[4]) if s.sparse and info[4].size else NULL
     s.indptr = _ptr(info[5]) if s.sparse else NULL
+    s.nnz = info[3].shape[0] if s.sparse else 0
 
 
 def _check_network(coefs, intercepts, dtype, bint writeable):
@@ -880,16 +904,18 @@ cdef class Workspace:
             if bad == 0:
                 if self._f32:
                     total = _epoch(&self.net, &src, <const float *>src.X, yp, wp, op, n_order,
-                                   batch_size, rate, <float *>xb, yb, wb)
+                                   batch_size, rate, <float *>xb, yb, wb, &bad)
                 else:
                     total = _epoch(&self.net, &src, <const double *>src.X, yp, wp, op, n_order,
-                                   batch_size, rate, <double *>xb, yb, wb)
+                                   batch_size, rate, <double *>xb, yb, wb, &bad)
         if bad == 1:
             raise ValueError(f"order holds a row index outside [0, {n})")
         if bad == 2:
             raise ValueError(f"y holds a label outside [0, {m}) for {m} classes")
         if bad == 3:
             raise ValueError("sample_weight must be finite and non-negative")
+        if bad == 4:
+            raise ValueError(_BAD_CSR)
         return total
 
     def gradient(self, X, y, sample_weight=None):
@@ -979,11 +1005,12 @@ cdef class Workspace:
 # inference
 # --------------------------------------------------------------------------
 
-cdef void _forward_chunks(Net *net, const Source *src, const floating *x,
-                          floating *out, floating *buf0, floating *buf1,
-                          floating *xb, int output) noexcept nogil:
+cdef int _forward_chunks(Net *net, const Source *src, const floating *x,
+                         floating *out, floating *buf0, floating *buf1,
+                         floating *xb, int output) noexcept nogil:
     """All rows of X through the network into out (n, m), FORWARD_CHUNK rows
-    at a time, hidden activations ping-ponging between buf0 and buf1."""
+    at a time, hidden activations ping-ponging between buf0 and buf1.
+    Returns 1 for malformed CSR input (out is then incomplete), else 0."""
     cdef Py_ssize_t start, nb, l, L = net.n_layers, n = src.n_rows
     cdef Py_ssize_t m = net.layers[L - 1].n_out
     cdef const floating *x0
@@ -994,7 +1021,8 @@ cdef void _forward_chunks(Net *net, const Source *src, const floating *x,
             net.layers[l].A = buf0 if l % 2 == 0 else buf1
         net.layers[L - 1].A = out + start * m
         if src.sparse:
-            _gather_x(src, x, NULL, start, nb, xb)
+            if _gather_x(src, x, NULL, start, nb, xb):
+                return 1
             x0 = xb
         else:
             x0 = x + start * src.n_features
@@ -1010,6 +1038,7 @@ cdef void _forward_chunks(Net *net, const Source *src, const floating *x,
             else:
                 cs_log_softmax_d(out + start * m, m, out + start * m, m, nb, m)
         start += nb
+    return 0
 
 
 def forward_into(X, coefs, intercepts, activation, out, output="proba"):
@@ -1059,15 +1088,18 @@ def forward_into(X, coefs, intercepts, activation, out, output="proba"):
     cdef void *p0 = _ptr(buf0)
     cdef void *p1 = _ptr(buf1)
     cdef void *px = _ptr(xb)
+    cdef int bad
     try:
         if dtype == np.float32:
             with nogil:
-                _forward_chunks(&net, &src, <const float *>src.X, <float *>op, <float *>p0,
-                                <float *>p1, <float *>px, mode)
+                bad = _forward_chunks(&net, &src, <const float *>src.X, <float *>op,
+                                      <float *>p0, <float *>p1, <float *>px, mode)
         else:
             with nogil:
-                _forward_chunks(&net, &src, <const double *>src.X, <double *>op, <double *>p0,
-                                <double *>p1, <double *>px, mode)
+                bad = _forward_chunks(&net, &src, <const double *>src.X, <double *>op,
+                                      <double *>p0, <double *>p1, <double *>px, mode)
     finally:
         free(net.layers)
+    if bad:
+        raise ValueError(_BAD_CSR)
     return out

@@ -85,9 +85,11 @@ def _check_network(X, coefs, intercepts):
     if width < 2:
         raise ValueError(f"the output layer (coefs[{len(coefs) - 1}]) has {width} unit; a "
                          "softmax output needs at least 2 classes")
-    X = np.ascontiguousarray(X)
-    coefs = [np.ascontiguousarray(W) for W in coefs]
-    intercepts = [np.ascontiguousarray(b) for b in intercepts]
+    # C-contiguous and aligned: the C kernels load whole elements (UBSan
+    # flags misaligned loads from, e.g., a view at an odd byte offset)
+    X = np.require(X, requirements=["C", "A"])
+    coefs = [np.require(W, requirements=["C", "A"]) for W in coefs]
+    intercepts = [np.require(b, requirements=["C", "A"]) for b in intercepts]
     return X, coefs, intercepts
 
 
@@ -198,8 +200,11 @@ def backprop(X, y, coefs, intercepts, *, activation="relu", alpha=0.0, sample_we
     m = coefs[-1].shape[1]
     if n == 0:
         raise ValueError("X has no rows: the mean loss is undefined")
-    y_arr = np.asarray(y)
-    if y_arr.ndim == 1 and y_arr.shape[0] != n:
+    try:
+        y_arr = np.asarray(y)
+    except Exception:   # ragged: check_labels raises a TypeError that names y
+        y_arr = y
+    if isinstance(y_arr, np.ndarray) and y_arr.ndim == 1 and y_arr.shape[0] != n:
         raise ValueError(f"y has {y_arr.shape[0]} labels but X has {n} rows")
     y = check_labels(y_arr, n, m)
     sample_weight = check_sample_weight(sample_weight, n, reduction="mean")

@@ -255,9 +255,9 @@ static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
                 ci = log(s[b]) + ((double)r[b] - (double)zi[yi]);
                 if (gi) {
                     double scale = wi * gmul;
-                    T c = (T)(scale / s[b]);
+                    double c = scale / s[b];   /* in double: see cs_nll */
                     for (ptrdiff_t j = 0; j < m; j++)
-                        gi[j] = buf[j * CS_BLK + b] * c;
+                        gi[j] = (T)((double)buf[j * CS_BLK + b] * c);
                     gi[yi] = (T)(((double)buf[yi * CS_BLK + b] / s[b] - 1.0) * scale);
                 }
             }
@@ -307,10 +307,13 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
             double s = FN(exp_shift_sum)(zi, gi, m, r);
             double scale = wi * gmul;
             double ey = (double)gi[yi];     /* exp(z_y - r), before scaling */
-            T c = (T)(scale / s);
+            /* the scale stays in double: (T)(scale / s) can overflow float
+               for huge weights, and 0 * inf would turn an underflowed
+               probability into NaN */
+            double c = scale / s;
 #pragma omp simd
             for (ptrdiff_t j = 0; j < m; j++)
-                gi[j] *= c;
+                gi[j] = (T)((double)gi[j] * c);
             gi[yi] = (T)((ey / s - 1.0) * scale);   /* p_y - 1 in double */
             ci = log(s) + ((double)r - zy);
         } else {
