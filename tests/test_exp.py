@@ -187,3 +187,53 @@ def test_exp_special_values(dtype):
     assert ours[1] == np.inf
     assert ours[2] == 0.0
     assert ours.dtype == dtype
+
+
+# The row kernels switch to a cheaper exp (cs_exp_nr_*: no clamps, one
+# scaling factor) on rows where every exp(z_j - max) is a normal number,
+# i.e. where (row min - row max) >= NR_LO.  It must be that same function
+# there: checked bit for bit against the general one (tested above), and
+# against mpmath directly.
+NR_LO = {np.float32: -87.0, np.float64: -708.0}
+
+
+def kernel_exp_nr(x, dtype):
+    x = np.ascontiguousarray(x, dtype=dtype)
+    out = np.empty_like(x)
+    _softmax.exp_array(x, out, normal_range=True)
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_normal_range_variant_is_the_same_function(dtype):
+    rng = np.random.default_rng(7 + np.dtype(dtype).itemsize)
+    lo = NR_LO[dtype]
+    # whole domain, small magnitudes, both ends and the ln2 grid on it
+    uniform = rng.uniform(lo, 0.0, 200_000)
+    small = -(10.0 ** rng.uniform(-40 if dtype is np.float32 else -300, 0, 50_000))
+    grid = -np.arange(0, int(-lo / np.log(2)) + 1) * np.log(2)
+    grid = np.concatenate([grid, grid - np.log(2) / 2])
+    ends = [lo, np.nextafter(dtype(lo), dtype(0), dtype=dtype), 0.0, -0.0]
+    x = np.concatenate([uniform, small, grid, ends]).astype(dtype)
+    x = x[(x >= lo) & (x <= 0)]
+    general, fast = kernel_exp(x, dtype), kernel_exp_nr(x, dtype)
+    # compare the bits (== would also pass -0.0 against 0.0)
+    itype = np.uint32 if dtype is np.float32 else np.uint64
+    diff = np.flatnonzero(general.view(itype) != fast.view(itype))
+    assert diff.size == 0, (f"normal-range exp differs from the general one at x = "
+                            f"{x[diff[:5]]!r}: {fast[diff[:5]]!r} vs {general[diff[:5]]!r}")
+    assert np.all(fast >= np.finfo(dtype).tiny), "a result left the normal range"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_normal_range_variant_against_mpmath(dtype):
+    rng = np.random.default_rng(11 + np.dtype(dtype).itemsize)
+    x = np.concatenate([rng.uniform(NR_LO[dtype], 0.0, 4000), [NR_LO[dtype], -0.0]])
+    x = np.ascontiguousarray(x, dtype=dtype)
+    ours = kernel_exp_nr(x, dtype)
+    errs = np.array([float(abs(mp.mpf(o) - mp.exp(mp.mpf(v)))
+                           / mp.mpf(float(np.spacing(dtype(o)))))
+                     for v, o in zip(x.tolist(), ours.tolist())])
+    assert_within_ulp(x, errs, dtype, "normal-range variant")
+    nan = kernel_exp_nr(np.array([np.nan, -np.nan], dtype=dtype), dtype)
+    assert np.all(np.isnan(nan)), "NaN must pass through the normal-range exp"

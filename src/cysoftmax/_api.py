@@ -20,8 +20,6 @@ from ._validation import (
     rows_view,
 )
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
 __all__ = [
     "softmax",
     "log_softmax",
@@ -34,14 +32,6 @@ __all__ = [
 
 def _rowwise(kernel, z, axis, out):
     """Apply a row kernel over `axis` of `z`, into `out` or a new array."""
-    if (out is None and axis == -1 and type(z) is np.ndarray and z.ndim == 2
-            and z.dtype in _FLOATS and z.flags.c_contiguous and z.flags.aligned):
-        # the common call (a C-contiguous float batch, class axis last): no
-        # checks are needed, so pay for none -- this is most of the call cost
-        # for small batches
-        res = np.empty(z.shape, dtype=z.dtype)
-        kernel(z, res)
-        return res
     given = z
     z = as_float_array(z, "z")
     axes = check_axis(axis, z.ndim)
@@ -112,6 +102,12 @@ def softmax(z, axis=-1, *, out=None):
     >>> softmax(np.array([1, 2], dtype=np.float32)).dtype
     dtype('float32')
     """
+    if out is None and axis == -1:
+        # a plain C-contiguous float batch, class axis last: checked and run
+        # in compiled code (None: anything else, which the general path takes)
+        res = _softmax.softmax_fast(z)
+        if res is not None:
+            return res
     return _rowwise(_softmax.softmax_rows, z, axis, out)
 
 
@@ -150,6 +146,10 @@ def log_softmax(z, axis=-1, *, out=None):
     >>> log_softmax(np.array([0.0, -1000.0]))        # exp(-1000) underflows; its log does not
     array([    0., -1000.])
     """
+    if out is None and axis == -1:
+        res = _softmax.log_softmax_fast(z)
+        if res is not None:
+            return res
     return _rowwise(_softmax.log_softmax_rows, z, axis, out)
 
 
@@ -348,6 +348,12 @@ def nll_loss_and_gradient(logits, y, *, sample_weight=None, reduction="mean", ou
     array([[-0.25,  0.25],
            [ 0.25, -0.25]])
     """
+    if (out is None and sample_weight is None and type(reduction) is str
+            and (reduction == "mean" or reduction == "sum")):
+        # plain logits and intp labels (range-checked there): compiled path
+        res = _softmax.nll_grad_fast(logits, y, reduction == "mean")
+        if res is not None:
+            return res
     z, y, w, reduction = _prepare_nll(logits, y, sample_weight, reduction)
     n = z.shape[0]
     if out is not None:

@@ -12,6 +12,8 @@ cdef extern from "rows.h" nogil:
                     double *loss, double *grad, Py_ssize_t ldg, Py_ssize_t n, Py_ssize_t m)
     void cs_exp_array_f(const float *x, float *out, Py_ssize_t n)
     void cs_exp_array_d(const double *x, double *out, Py_ssize_t n)
+    void cs_exp_nr_array_f(const float *x, float *out, Py_ssize_t n)
+    void cs_exp_nr_array_d(const double *x, double *out, Py_ssize_t n)
     int cs_simd_select(const char *name)
     const char *cs_simd_active()
     int cs_simd_compiled(const char *name)

@@ -8,7 +8,10 @@ the fused type ``floating`` (one source, two instantiations), then run it
 without the GIL.  Rows of length 0 and empty batches never reach a kernel.
 """
 from cython cimport floating
+cimport numpy as cnp
 import numpy as np
+
+cnp.import_array()
 
 
 cdef void _softmax(const floating[:, ::1] z, floating[:, ::1] out) noexcept nogil:
@@ -91,8 +94,103 @@ def nll_rows(z, y, w, double gmul, loss, grad):
     return _nll[double](z, y, w, gmul, loss, grad)
 
 
-def exp_array(x, out):
-    """out = exp(x) with the kernels' own exp, for 1-D contiguous arrays."""
+# ------------------------------------------------------------ the fast path
+# The common call -- a plain C-contiguous, aligned, native-endian float32 or
+# float64 ndarray of shape (n, m), class axis last, no `out` -- needs no
+# validation beyond what is checked here through NumPy's C API (no Python
+# attribute lookups, no memoryview objects): at (128, 10) that is most of
+# the call.  Anything else returns None and takes the validated path in
+# _api.py, which also produces the error messages.
+
+cdef inline int _plain_2d(object z) noexcept:
+    """NPY_FLOAT / NPY_DOUBLE for a plain non-empty 2-D float array, else -1."""
+    cdef cnp.ndarray a
+    cdef int t
+    if type(z) is not cnp.ndarray:
+        return -1
+    a = <cnp.ndarray>z
+    if cnp.PyArray_NDIM(a) != 2 or not cnp.PyArray_ISCARRAY_RO(a) or not cnp.PyArray_ISNOTSWAPPED(a):
+        return -1
+    if cnp.PyArray_DIM(a, 0) == 0 or cnp.PyArray_DIM(a, 1) == 0:
+        return -1
+    t = cnp.PyArray_TYPE(a)
+    return t if t == cnp.NPY_FLOAT or t == cnp.NPY_DOUBLE else -1
+
+
+cdef object _rows_fast(object z, bint log):
+    cdef int t = _plain_2d(z)
+    if t < 0:
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>z
+    cdef Py_ssize_t n = cnp.PyArray_DIM(a, 0), m = cnp.PyArray_DIM(a, 1)
+    cdef cnp.ndarray res = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(a), t, 0)
+    cdef void *zp = cnp.PyArray_DATA(a)
+    cdef void *op = cnp.PyArray_DATA(res)
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            if log:
+                cs_log_softmax_f(<const float *>zp, m, <float *>op, m, n, m)
+            else:
+                cs_softmax_f(<const float *>zp, m, <float *>op, m, n, m)
+        else:
+            if log:
+                cs_log_softmax_d(<const double *>zp, m, <double *>op, m, n, m)
+            else:
+                cs_softmax_d(<const double *>zp, m, <double *>op, m, n, m)
+    return res
+
+
+def softmax_fast(z):
+    """softmax over the last axis of a plain 2-D float ndarray, else None."""
+    return _rows_fast(z, False)
+
+
+def log_softmax_fast(z):
+    """log_softmax over the last axis of a plain 2-D float ndarray, else None."""
+    return _rows_fast(z, True)
+
+
+def nll_grad_fast(z, y, bint mean):
+    """(loss, gradient) for plain logits and C-contiguous intp labels, else None.
+
+    Only for sample_weight=None, out=None and reduction 'mean' or 'sum'.
+    Labels are range-checked here before the kernel indexes with them; an
+    out-of-range label returns None, and the validated path raises.
+    """
+    cdef int t = _plain_2d(z)
+    if t < 0 or type(y) is not cnp.ndarray:
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>z, ya = <cnp.ndarray>y
+    cdef Py_ssize_t n = cnp.PyArray_DIM(a, 0), m = cnp.PyArray_DIM(a, 1), i
+    if (cnp.PyArray_NDIM(ya) != 1 or cnp.PyArray_DIM(ya, 0) != n
+            or cnp.PyArray_TYPE(ya) != cnp.NPY_INTP or not cnp.PyArray_ISCARRAY_RO(ya)
+            or not cnp.PyArray_ISNOTSWAPPED(ya)):
+        return None
+    cdef const Py_ssize_t *yp = <const Py_ssize_t *>cnp.PyArray_DATA(ya)
+    cdef bint bad = False
+    for i in range(n):
+        bad |= <bint>(<size_t>yp[i] >= <size_t>m)  # negative labels wrap to huge
+    if bad:
+        return None
+    cdef cnp.ndarray grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(a), t, 0)
+    cdef void *zp = cnp.PyArray_DATA(a)
+    cdef void *gp = cnp.PyArray_DATA(grad)
+    cdef double gmul = 1.0 / <double>n if mean else 1.0, total
+    with nogil:
+        if t == cnp.NPY_FLOAT:
+            total = cs_nll_f(<const float *>zp, m, yp, NULL, gmul, NULL, <float *>gp, m, n, m)
+        else:
+            total = cs_nll_d(<const double *>zp, m, yp, NULL, gmul, NULL, <double *>gp, m, n, m)
+    return (total / <double>n if mean else total), grad
+
+
+def exp_array(x, out, bint normal_range=False):
+    """out = exp(x) with the kernels' own exp, for 1-D contiguous arrays.
+
+    normal_range=True uses the cheaper exp the kernels run on rows where
+    every exp(z_j - max) is a normal number: valid for x in
+    [-87, 0] (float32) or [-708, 0] (float64) only.
+    """
     cdef const float[::1] xf
     cdef float[::1] of
     cdef const double[::1] xd
@@ -103,12 +201,18 @@ def exp_array(x, out):
         xf = x
         of = out
         with nogil:
-            cs_exp_array_f(&xf[0], &of[0], xf.shape[0])
+            if normal_range:
+                cs_exp_nr_array_f(&xf[0], &of[0], xf.shape[0])
+            else:
+                cs_exp_array_f(&xf[0], &of[0], xf.shape[0])
     else:
         xd = x
         od = out
         with nogil:
-            cs_exp_array_d(&xd[0], &od[0], xd.shape[0])
+            if normal_range:
+                cs_exp_nr_array_d(&xd[0], &od[0], xd.shape[0])
+            else:
+                cs_exp_array_d(&xd[0], &od[0], xd.shape[0])
 
 
 # ---------------------------------------------------------------- SIMD dispatch

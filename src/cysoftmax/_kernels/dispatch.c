@@ -231,6 +231,10 @@ double cs_nll_##S(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const double *w
 void cs_exp_array_##S(const T *x, T *out, ptrdiff_t n)                             \
 {                                                                                   \
     get_active()->cs_exp_array_##S(x, out, n);                                      \
+}                                                                                   \
+void cs_exp_nr_array_##S(const T *x, T *out, ptrdiff_t n)                          \
+{                                                                                   \
+    get_active()->cs_exp_nr_array_##S(x, out, n);                                   \
 }
 
 CS_DEFINE_ROWS(float, f)

@@ -21,15 +21,23 @@
 #define T float
 #define S f
 #define CS_EXP cs_exp_f
+#define CS_EXP_NR cs_exp_nr_f
+#define CS_EXP_LO CS_EXP_NR_LO_F
 #include "rows.template.h"
 #undef T
 #undef S
 #undef CS_EXP
+#undef CS_EXP_NR
+#undef CS_EXP_LO
 
 #define T double
 #define S d
 #define CS_EXP cs_exp_d
+#define CS_EXP_NR cs_exp_nr_d
+#define CS_EXP_LO CS_EXP_NR_LO_D
 #include "rows.template.h"
 #undef T
 #undef S
 #undef CS_EXP
+#undef CS_EXP_NR
+#undef CS_EXP_LO

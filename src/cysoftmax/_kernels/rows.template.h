@@ -5,6 +5,10 @@
  * Per row, three passes that stay in L1:
  *   1. r = max_j z_j                     (-inf entries never win; NaN ignored)
  *   2. e_j = exp(z_j - r), s = sum e_j   (s in double; a NaN entry makes s NaN)
+ *      Pass 1 also finds the row min: when min - r >= CS_EXP_LO, every
+ *      exp(z_j - r) is a normal number and the cheaper CS_EXP_NR computes
+ *      it (same bits, a third of the work); otherwise (-inf masks, huge
+ *      spreads) the general CS_EXP, with its clamps and gradual underflow.
  *   3. scale, or subtract log s
  * A row whose max is not finite (+inf present, or only -inf/NaN) has no
  * meaningful softmax: it becomes NaN, as in PyTorch; a NaN anywhere in a
@@ -26,21 +30,42 @@ static inline T FN(row_max)(const T *z, ptrdiff_t m)
     return r;
 }
 
+/* max of a row, and whether every exp(z_j - max) is in CS_EXP_NR's range
+   (a NaN or infinite min or max answers no) */
+static inline T FN(row_max_nr)(const T *z, ptrdiff_t m, int *nr)
+{
+    T r = -(T)INFINITY, lo = (T)INFINITY;
+#pragma omp simd reduction(max : r) reduction(min : lo)
+    for (ptrdiff_t j = 0; j < m; j++) {
+        r = z[j] > r ? z[j] : r;
+        lo = z[j] < lo ? z[j] : lo;
+    }
+    *nr = lo - r >= CS_EXP_LO;
+    return r;
+}
+
+/* The loops below take the exp as an argument and are called with a
+   constant one (CS_EXP_NR when the caller knows x >= CS_EXP_LO, else
+   CS_EXP): once inlined, each call site is its own loop with its own exp.
+   (A `nr ? CS_EXP_NR(x) : CS_EXP(x)` in the loop body is if-converted by
+   gcc into computing both and blending, which is slower than either.) */
+#define CS_EXP_SEL(nr, f, ...) ((nr) ? f(__VA_ARGS__, CS_EXP_NR) : f(__VA_ARGS__, CS_EXP))
+
 /* o_j = exp(z_j - r); returns sum_j o_j in double.  o may equal z. */
-static inline double FN(exp_shift_sum)(const T *z, T *o, ptrdiff_t m, T r)
+CS_ALWAYS_INLINE double FN(exp_shift_sum_with)(const T *z, T *o, ptrdiff_t m, T r, T (*ex)(T))
 {
     double s = 0.0;
     if (z == o) {
 #pragma omp simd reduction(+ : s)
         for (ptrdiff_t j = 0; j < m; j++) {
-            T e = CS_EXP(o[j] - r);
+            T e = ex(o[j] - r);
             o[j] = e;
             s += (double)e;
         }
     } else {
 #pragma omp simd reduction(+ : s)
         for (ptrdiff_t j = 0; j < m; j++) {
-            T e = CS_EXP(z[j] - r);
+            T e = ex(z[j] - r);
             o[j] = e;
             s += (double)e;
         }
@@ -49,13 +74,23 @@ static inline double FN(exp_shift_sum)(const T *z, T *o, ptrdiff_t m, T r)
 }
 
 /* sum_j exp(z_j - r) without storing. */
-static inline double FN(exp_shift_sum_only)(const T *z, ptrdiff_t m, T r)
+CS_ALWAYS_INLINE double FN(exp_shift_sum_only_with)(const T *z, ptrdiff_t m, T r, T (*ex)(T))
 {
     double s = 0.0;
 #pragma omp simd reduction(+ : s)
     for (ptrdiff_t j = 0; j < m; j++)
-        s += (double)CS_EXP(z[j] - r);
+        s += (double)ex(z[j] - r);
     return s;
+}
+
+static inline double FN(exp_shift_sum)(const T *z, T *o, ptrdiff_t m, T r, int nr)
+{
+    return CS_EXP_SEL(nr, FN(exp_shift_sum_with), z, o, m, r);
+}
+
+static inline double FN(exp_shift_sum_only)(const T *z, ptrdiff_t m, T r, int nr)
+{
+    return CS_EXP_SEL(nr, FN(exp_shift_sum_only_with), z, m, r);
 }
 
 static inline void FN(fill)(T *o, ptrdiff_t m, T v)
@@ -75,6 +110,20 @@ static inline void FN(fill)(T *o, ptrdiff_t m, T v)
  * On return: buf holds exp(z - r), r[b] the row max, s[b] the sum (double),
  * and ok[b] is 1 where the row max is finite (else the row is a NaN row).
  */
+/* col[b] = exp(col[b] - r[b]), s[b] += col[b] over the m columns of buf */
+CS_ALWAYS_INLINE void FN(block_exp_cols)(T *buf, ptrdiff_t m, const T *r, double *s, T (*ex)(T))
+{
+    for (ptrdiff_t j = 0; j < m; j++) {
+        T *col = buf + j * CS_BLK;
+#pragma omp simd
+        for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+            T e = ex(col[b] - r[b]);
+            col[b] = e;
+            s[b] += (double)e;
+        }
+    }
+}
+
 static inline void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdiff_t m,
                                  T *buf, T *r, double *s)
 {
@@ -90,26 +139,26 @@ static inline void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdif
             for (ptrdiff_t b = 0; b < CS_BLK; b++)
                 buf[j * CS_BLK + b] = b < nb ? z[b * ldz + j] : 0;
     }
+    T lo[CS_BLK];
 #pragma omp simd
     for (ptrdiff_t b = 0; b < CS_BLK; b++) {
         r[b] = -(T)INFINITY;
+        lo[b] = (T)INFINITY;
         s[b] = 0.0;
     }
     for (ptrdiff_t j = 0; j < m; j++) {
         T *col = buf + j * CS_BLK;
 #pragma omp simd
-        for (ptrdiff_t b = 0; b < CS_BLK; b++)
-            r[b] = col[b] > r[b] ? col[b] : r[b];
-    }
-    for (ptrdiff_t j = 0; j < m; j++) {
-        T *col = buf + j * CS_BLK;
-#pragma omp simd
         for (ptrdiff_t b = 0; b < CS_BLK; b++) {
-            T e = CS_EXP(col[b] - r[b]);
-            col[b] = e;
-            s[b] += (double)e;
+            r[b] = col[b] > r[b] ? col[b] : r[b];
+            lo[b] = col[b] < lo[b] ? col[b] : lo[b];
         }
     }
+    int nr = 1;   /* the whole block in CS_EXP_NR's range (padding lanes are 0) */
+#pragma omp simd reduction(& : nr)
+    for (ptrdiff_t b = 0; b < CS_BLK; b++)
+        nr &= lo[b] - r[b] >= CS_EXP_LO;
+    CS_EXP_SEL(nr, FN(block_exp_cols), buf, m, r, s);
 }
 
 /* finite without a branch or a libm call: x - x is 0 only for finite x */
@@ -163,12 +212,13 @@ void FN(cs_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
     for (ptrdiff_t i = 0; i < n; i++) {
         const T *zi = z + i * ldz;
         T *oi = out + i * ldo;
-        T r = FN(row_max)(zi, m);
+        int nr;
+        T r = FN(row_max_nr)(zi, m, &nr);
         if (!isfinite(r)) {
             FN(fill)(oi, m, (T)NAN);
             continue;
         }
-        double s = FN(exp_shift_sum)(zi, oi, m, r);
+        double s = FN(exp_shift_sum)(zi, oi, m, r, nr);
         T inv = (T)(1.0 / s);
 #pragma omp simd
         for (ptrdiff_t j = 0; j < m; j++)
@@ -186,14 +236,15 @@ void FN(cs_log_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
     for (ptrdiff_t i = 0; i < n; i++) {
         const T *zi = z + i * ldz;
         T *oi = out + i * ldo;
-        T r = FN(row_max)(zi, m);
+        int nr;
+        T r = FN(row_max_nr)(zi, m, &nr);
         if (!isfinite(r)) {
             FN(fill)(oi, m, (T)NAN);
             continue;
         }
         /* (z_j - r) - log s, never z_j - (r + log s): the latter loses
            everything when |r| is huge. */
-        T ls = (T)log(FN(exp_shift_sum_only)(zi, m, r));
+        T ls = (T)log(FN(exp_shift_sum_only)(zi, m, r, nr));
         if (zi == oi) {
 #pragma omp simd
             for (ptrdiff_t j = 0; j < m; j++)
@@ -212,7 +263,8 @@ void FN(cs_logsumexp)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t 
 {
     for (ptrdiff_t i = 0; i < n; i++) {
         const T *zi = z + i * ldz;
-        T r = FN(row_max)(zi, m);
+        int nr;
+        T r = FN(row_max_nr)(zi, m, &nr);
         if (!isfinite(r)) {
             int has_nan = 0;
             for (ptrdiff_t j = 0; j < m; j++)
@@ -222,7 +274,7 @@ void FN(cs_logsumexp)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t 
         }
         /* r + log s rounded once from double: a float32 result beyond
            FLT_MAX correctly becomes +inf. */
-        out[i] = (T)((double)r + log(FN(exp_shift_sum_only)(zi, m, r)));
+        out[i] = (T)((double)r + log(FN(exp_shift_sum_only)(zi, m, r, nr)));
     }
 }
 
@@ -297,14 +349,15 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
             if (gi) FN(fill)(gi, m, (T)0);
             continue;
         }
-        T r = FN(row_max)(zi, m);
+        int nr;
+        T r = FN(row_max_nr)(zi, m, &nr);
         double ci;
         if (!isfinite(r)) {
             ci = NAN;
             if (gi) FN(fill)(gi, m, (T)NAN);
         } else if (gi) {
             double zy = (double)zi[yi];     /* read before grad (maybe == z) is written */
-            double s = FN(exp_shift_sum)(zi, gi, m, r);
+            double s = FN(exp_shift_sum)(zi, gi, m, r, nr);
             double scale = wi * gmul;
             double ey = (double)gi[yi];     /* exp(z_y - r), before scaling */
             /* the scale stays in double: (T)(scale / s) can overflow float
@@ -317,7 +370,7 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
             gi[yi] = (T)((ey / s - 1.0) * scale);   /* p_y - 1 in double */
             ci = log(s) + ((double)r - zy);
         } else {
-            double s = FN(exp_shift_sum_only)(zi, m, r);
+            double s = FN(exp_shift_sum_only)(zi, m, r, nr);
             ci = log(s) + ((double)r - (double)zi[yi]);
         }
         double wc = wi * ci;
@@ -335,6 +388,16 @@ void FN(cs_exp_array)(const T *x, T *out, ptrdiff_t n)
         out[i] = CS_EXP(x[i]);
 }
 
+/* the same, with the exp the kernels use on [CS_EXP_LO, 0] (tests only:
+   outside that range its result is meaningless) */
+void FN(cs_exp_nr_array)(const T *x, T *out, ptrdiff_t n)
+{
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = CS_EXP_NR(x[i]);
+}
+
 #undef FN
+#undef CS_EXP_SEL
 #undef CS_CAT3
 #undef CS_CAT3_
