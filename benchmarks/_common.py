@@ -22,9 +22,11 @@ __all__ = [
     "set_threads",
 ]
 
-# Environment variables that change how NumPy / OpenBLAS / OpenMP behave.
-# OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in particular can slow NumPy down.
+# Environment variables that change how cysoftmax / NumPy / OpenBLAS / OpenMP
+# behave.  OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE in particular can slow NumPy
+# down; CYSOFTMAX_SIMD forces one SIMD variant of the kernels (read at import).
 WATCHED_ENV = (
+    "CYSOFTMAX_SIMD",
     "OPENBLAS_CORETYPE",
     "OPENBLAS_L2_SIZE",
     "OPENBLAS_NUM_THREADS",

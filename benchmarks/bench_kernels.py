@@ -20,19 +20,38 @@ threads (``--threads``, default 1).  PyTorch is optional: its columns are
 skipped when it is not importable.  Outputs of every peer are checked
 against ours before timing.
 
+SIMD variants: the kernels' variant (baseline, avx2, avx512) is chosen once,
+at import, from ``CYSOFTMAX_SIMD`` (default: the best this CPU runs).
+``--simd all`` (every variant in ``cysoftmax._softmax.simd_supported()``) or
+``--simd avx2,avx512`` re-runs this script once per variant, in a subprocess
+with ``CYSOFTMAX_SIMD`` set and the same other options, one after the other.
+Each run prints its usual report (environment header and tables); then a
+summary per function puts the variants side by side: our ns/el for each
+variant, then per variant the ratios to the peers measured in that same run
+(scipy/VARIANT and torch/VARIANT for softmax and log_softmax; torch/VARIANT
+and numpy/VARIANT for the NLL, which SciPy lacks) and VARIANT/copy.
+``--json PATH`` writes the measured ns/el (per function, shape and dtype:
+ours, every peer, copy) as JSON; with ``--simd`` it writes every variant's.
+
 Usage::
 
     python benchmarks/bench_kernels.py                      # full run (~2 min on 2 cores)
     python benchmarks/bench_kernels.py --quick --shapes 128x10,60000x10 --dtypes float64
     python benchmarks/bench_kernels.py --markdown > bench.md
+    python benchmarks/bench_kernels.py --quick --simd all   # every SIMD variant, side by side
+    python benchmarks/bench_kernels.py --simd avx2,avx512 --markdown --json bench.json
 """
 
 import argparse
 import contextlib
+import hashlib
 import io
+import json
 import os
 import shlex
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -217,8 +236,223 @@ def overhead_rows(cs, torch, dtypes, timer):
     return rows
 
 
+# ------------------------------------------------------ JSON and SIMD variants
+
+# function name in the JSON / summary -> key prefix in bench_config's times
+JSON_FUNCS = (("softmax", "softmax"), ("log_softmax", "log_softmax"), ("nll", "loss"))
+
+# summary tables: (function, title, peers whose ratio peer/ours is shown)
+SUMMARY_FUNCS = (
+    ("softmax", "softmax(axis=-1)", ("scipy", "torch")),
+    ("log_softmax", "log_softmax(axis=-1)", ("scipy", "torch")),
+    ("nll", "NLL loss + gradient, mean reduction", ("torch", "numpy")),
+)
+
+
+def build_identity():
+    """Path and SHA-256 of the compiled kernels (the _softmax extension) this process runs."""
+    from cysoftmax import _softmax
+
+    path = getattr(_softmax, "__file__", None)
+    digest = None
+    with contextlib.suppress(OSError, TypeError):
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    return {"extension": path, "sha256": digest}
+
+
+def json_results(results):
+    """[{function, shape, dtype, ns_per_el: {ours, scipy, numpy, torch, copy}}] (None: not run)."""
+    out = []
+    for fn_name, prefix in JSON_FUNCS:
+        for shape, dtype, t in results:
+            nel = shape[0] * shape[1]
+            ns = {k: (t[f"{prefix}.{k}"] / nel if f"{prefix}.{k}" in t else None)
+                  for k in ("ours", "scipy", "numpy", "torch")}
+            ns["copy"] = t["copy"] / nel
+            out.append({"function": fn_name, "shape": [shape[0], shape[1]],
+                        "dtype": dtype.name, "ns_per_el": ns})
+    return out
+
+
+def child_argv(args):
+    """The options of `args` as a command line, without --simd and --json.
+
+    Built from the parsed namespace (so --simd=X, abbreviations like --sim X
+    and defaults are all handled): every option is ``--name`` with dest
+    ``name`` (dashes as underscores); store_true flags are booleans.
+    """
+    argv = []
+    for dest, val in vars(args).items():
+        if dest in ("simd", "json"):
+            continue
+        opt = "--" + dest.replace("_", "-")
+        if isinstance(val, bool):
+            if val:
+                argv.append(opt)
+        elif val is not None:
+            argv += [opt, str(val)]
+    return argv
+
+
+def parse_simd_list(text, supported, compiled):
+    """'all' or 'avx2,avx512' -> list of variant names (checked against this CPU and build)."""
+    if text.strip().lower() == "all":
+        return list(supported)
+    variants = []
+    for name in text.split(","):
+        name = name.strip().lower()
+        if not name:
+            continue
+        if name not in supported:
+            why = ("not built into this cysoftmax" if name not in compiled
+                   else "not supported by this CPU")
+            raise ValueError(f"SIMD variant {name!r} is {why}; this CPU and build run "
+                             f"{', '.join(supported)} (or use 'all')")
+        if name not in variants:
+            variants.append(name)
+    if not variants:
+        raise ValueError("no SIMD variant given")
+    return variants
+
+
+def simd_summary(runs, md, threads):
+    """One table per function: rows shape x dtype, the variants side by side."""
+    variants = [v for v, _ in runs]
+    index = {}
+    keys = []
+    for v, data in runs:
+        for r in data["results"]:
+            key = (r["function"], tuple(r["shape"]), r["dtype"])
+            index[(v, *key)] = r["ns_per_el"]
+            if key not in keys:
+                keys.append(key)
+
+    out = []
+    for fn_name, label, peers in SUMMARY_FUNCS:
+        cells = [(k[1], k[2]) for k in keys if k[0] == fn_name]
+        # a peer's columns are shown when some run measured it (torch may be absent)
+        peers = [p for p in peers
+                 if any(index.get((v, fn_name, *c), {}).get(p) is not None
+                        for v in variants for c in cells)]
+        header = (["shape", "dtype"] + [f"{v} ns/el" for v in variants]
+                  + [f"{p}/{v}" for v in variants for p in peers]
+                  + [f"{v}/copy" for v in variants])
+        rows = []
+        for shape, dtype in cells:
+            g = {v: index.get((v, fn_name, shape, dtype), {}) for v in variants}
+            rows.append([f"{shape[0]}x{shape[1]}", dtype]
+                        + [fmt_ns(g[v].get("ours")) for v in variants]
+                        + [fmt_ratio(g[v].get(p), g[v].get("ours"))
+                           for v in variants for p in peers]
+                        + [fmt_ratio(g[v].get("ours"), g[v].get("copy")) for v in variants])
+        out.append(format_table(header, rows, markdown=md,
+                                title=f"{label}  [SIMD variants, threads={threads}]"))
+        out.append("")
+    return "\n".join(out)
+
+
+def run_simd_variants(args, variants, parent_build):
+    """Run this script once per variant (CYSOFTMAX_SIMD set), then print the summary."""
+    md = args.markdown
+    script = os.path.abspath(__file__)
+    base_argv = child_argv(args)
+    runs = []
+    failures = []
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_kernels_simd_") as tmp:
+        for i, v in enumerate(variants, 1):
+            path = os.path.join(tmp, f"{v}.json")
+            cmd = [sys.executable, script, *base_argv, "--json", path]
+            env = dict(os.environ, CYSOFTMAX_SIMD=v)
+            shown = f"CYSOFTMAX_SIMD={v} " + " ".join(shlex.quote(a) for a in cmd)
+            if md:
+                print(f"## SIMD variant {v} ({i}/{len(variants)})\n\n`{shown}`\n", flush=True)
+            else:
+                print("#" * 78)
+                print(f"# SIMD variant {v} ({i}/{len(variants)})")
+                print("#" * 78, flush=True)
+            progress(f"=== SIMD variant {v} ({i}/{len(variants)}): {shown}")
+            rc = subprocess.run(cmd, env=env).returncode   # output goes straight through
+            sys.stdout.flush()
+            data = None
+            if rc == 0:
+                with contextlib.suppress(OSError, ValueError):
+                    with open(path) as f:
+                        data = json.load(f)
+            if data is None:
+                failures.append(f"{v}: the run failed (exit status {rc}); no results")
+                progress(f"SIMD variant {v}: FAILED (exit status {rc})")
+                continue
+            if data.get("simd_active") != v:
+                failures.append(f"{v}: the run reports simd_active={data.get('simd_active')!r}")
+            runs.append((v, data))
+            print(flush=True)
+    if not runs:
+        print("no SIMD variant produced results:\n" + "\n".join(failures), file=sys.stderr)
+        return 1
+
+    # ---- summary
+    cmd = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
+    title = f"cysoftmax kernels: SIMD variants side by side (threads={args.threads})"
+    if md:
+        print(f"## {title}\n\n`{cmd}`\n")
+    else:
+        print("=" * 78)
+        print(title)
+        print("=" * 78)
+        print(f"command   {cmd}\n")
+    print(simd_summary(runs, md, args.threads))
+
+    notes = [
+        "VARIANT ns/el = our time per element with CYSOFTMAX_SIMD=VARIANT; "
+        "PEER/VARIANT = peer time / our time, both measured in that variant's run "
+        "(> 1: cysoftmax faster); VARIANT/copy = our time / np.copyto time of that run. "
+        "The variants ran one after the other, each in its own process "
+        "(environment headers above).",
+    ]
+    for v, data in runs:
+        load = data.get("load_avg") or {}
+        ld = " -> ".join(" ".join(f"{x:.2f}" for x in load[k])
+                         for k in ("start", "end") if load.get(k))
+        line = f"{v}: {data.get('total_s', 0):.0f} s"
+        if ld:
+            line += f", load avg {ld}"
+        if data.get("import_s", 0) > 1.0:
+            line += f", import took {data['import_s']:.1f} s (editable rebuild)"
+        nwarn = len(data.get("warnings") or [])
+        line += f", {nwarn} agreement warning{'s' if nwarn != 1 else ''}" if nwarn else ""
+        notes.append(line)
+    digests = {data.get("build", {}).get("sha256") for _, data in runs}
+    digests.add(parent_build.get("sha256"))
+    if len(digests) > 1:
+        failures.append("the kernels were rebuilt during this run (an editable rebuild: the "
+                        "sources changed); the variants may come from different builds: "
+                        + ", ".join(f"{v} {str(d.get('build', {}).get('sha256'))[:12]}"
+                                    for v, d in runs)
+                        + f" (before: {str(parent_build.get('sha256'))[:12]})")
+    if failures:
+        notes.append("WARNINGS:")
+        notes.extend("  " + w for w in failures)
+    notes.append(f"total time {time.perf_counter() - t_start:.0f} s for "
+                 f"{len(variants)} variant{'s' if len(variants) != 1 else ''}")
+    if md:
+        print("\n".join(f"- {n}" if not n.startswith("  ") else f"  - {n.strip()}"
+                        for n in notes))
+    else:
+        print("\n".join(notes))
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": cmd, "variants": {v: d for v, d in runs},
+                       "warnings": failures}, f, indent=1)
+            f.write("\n")
+    return 0 if len(runs) == len(variants) else 1
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog=__doc__[__doc__.index("Usage::"):].replace("::", ":"),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", default=DEFAULT_SHAPES,
                    help=f"comma-separated ROWSxCOLS list (default {DEFAULT_SHAPES})")
@@ -230,6 +464,13 @@ def main(argv=None):
                    help="fewer, shorter repeats (3 x ~30 ms instead of 5 x ~75 ms)")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
+    p.add_argument("--simd", metavar="LIST",
+                   help="'all' or a comma-separated list of SIMD variants (baseline, avx2, "
+                        "avx512): run this benchmark once per variant, each in a subprocess "
+                        "with CYSOFTMAX_SIMD set, then print the variants side by side")
+    p.add_argument("--json", metavar="PATH",
+                   help="also write the measured ns/el (ours, peers, copy per function, "
+                        "shape, dtype) as JSON to PATH; with --simd, every variant's")
     args = p.parse_args(argv)
 
     try:
@@ -245,6 +486,23 @@ def main(argv=None):
     if args.threads < 1:
         p.error("--threads must be >= 1")
     repeats, target_ms = (3, 30.0) if args.quick else (5, 75.0)
+
+    if args.simd is not None:
+        # The parent only picks the variants and collects the children's JSON.
+        # Import without CYSOFTMAX_SIMD (a value this CPU lacks would fail
+        # here); an editable rebuild, if any, also happens here, once.
+        saved = os.environ.pop("CYSOFTMAX_SIMD", None)
+        try:
+            from cysoftmax import _softmax
+        finally:
+            if saved is not None:
+                os.environ["CYSOFTMAX_SIMD"] = saved
+        try:
+            variants = parse_simd_list(args.simd, _softmax.simd_supported(),
+                                       _softmax.simd_compiled())
+        except ValueError as exc:
+            p.error(str(exc))
+        return run_simd_variants(args, variants, build_identity())
 
     def timer(fn):
         return best_time_ns(fn, target_ms=target_ms, repeats=repeats)
@@ -264,6 +522,9 @@ def main(argv=None):
     limiter, thread_note = set_threads(args.threads, torch)
     md = args.markdown
     t_start = time.perf_counter()
+    load_start = None
+    with contextlib.suppress(AttributeError, OSError):
+        load_start = list(os.getloadavg())
 
     # ---- header
     buf = io.StringIO()
@@ -368,14 +629,43 @@ def main(argv=None):
                      f"(normwise rel. err <= {CHECK_TOL[np.dtype(np.float32)]:g} float32, "
                      f"{CHECK_TOL[np.dtype(np.float64)]:g} float64).")
     load = ""
+    load_end = None
     with contextlib.suppress(AttributeError, OSError):
-        load = "; load avg at end " + " ".join(f"{v:.2f}" for v in os.getloadavg())
-    notes.append(f"total benchmark time {time.perf_counter() - t_start:.0f} s{load}")
+        load_end = list(os.getloadavg())
+        load = "; load avg at end " + " ".join(f"{v:.2f}" for v in load_end)
+    total_s = time.perf_counter() - t_start
+    notes.append(f"total benchmark time {total_s:.0f} s{load}")
     if md:
         print("\n".join(f"- {n}" if not n.startswith("  ") else f"  - {n.strip()}"
                         for n in notes))
     else:
         print("\n".join(notes))
+
+    if args.json:
+        from cysoftmax import _softmax
+
+        data = {
+            "command": cmd,
+            "simd_active": _softmax.simd_active(),
+            "simd_supported": _softmax.simd_supported(),
+            "cysoftmax": cs.__version__,
+            "build": build_identity(),
+            "import_s": t_import,
+            "threads": args.threads,
+            "thread_note": thread_note,
+            "timing": {"repeats": repeats, "target_ms": target_ms},
+            "peers": {"numpy": np.__version__, "scipy": scipy.__version__,
+                      "torch": getattr(torch, "__version__", None)},
+            "load_avg": {"start": load_start, "end": load_end},
+            "total_s": total_s,
+            "warnings": warnings,
+            "results": json_results(results),
+            "overhead_us": [{"function": r[0], "dtype": r[1], "us_per_call": float(r[2])}
+                            for r in ovh],
+        }
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
 
     with contextlib.suppress(Exception):
         limiter.restore_original_limits()

@@ -237,3 +237,27 @@ def test_exp_normal_range_variant_against_mpmath(dtype):
     assert_within_ulp(x, errs, dtype, "normal-range variant")
     nan = kernel_exp_nr(np.array([np.nan, -np.nan], dtype=dtype), dtype)
     assert np.all(np.isnan(nan)), "NaN must pass through the normal-range exp"
+
+
+# The small-m kernels take the log of each row sum s >= 1 with their own
+# vectorizable log (cs_log1_d in cs_exp.h), not libm's.
+@pytest.mark.parametrize("spread", [1e-12, 1e-6, 1.0, 31.0, 1e6])
+def test_row_sum_log_against_mpmath(spread):
+    rng = np.random.default_rng(int(spread * 1000) % 2**32)
+    x = 1.0 + rng.random(4000) * spread
+    x = np.concatenate([x, [1.0, np.nextafter(1.0, 2.0), np.sqrt(2.0), 2.0, 32.0, 1e300]])
+    out = np.empty_like(x)
+    _softmax.log1_array(x, out)
+    errs = []
+    for xi, oi in zip(x.tolist(), out.tolist()):
+        ref = mp.log(mp.mpf(xi))
+        r = float(round_to(ref, np.float64))
+        if r == 0.0:
+            errs.append(0.0 if oi == 0.0 else np.inf)   # log(1) is exactly 0
+            continue
+        errs.append(float(abs(mp.mpf(oi) - ref) / mp.mpf(float(np.spacing(abs(r))))))
+    errs = np.array(errs)
+    assert_within_ulp(x, errs, np.float64, "log of a row sum")
+    nan = np.array([np.nan])
+    _softmax.log1_array(nan, out[:1])
+    assert np.isnan(out[0]), "a NaN row sum must give NaN"

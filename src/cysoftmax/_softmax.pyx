@@ -215,6 +215,14 @@ def exp_array(x, out, bint normal_range=False):
                 cs_exp_array_d(&xd[0], &od[0], xd.shape[0])
 
 
+def log1_array(const double[::1] x, double[::1] out):
+    """out = log(x) with the kernels' log of a row sum: for x >= 1 (or NaN) only."""
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        cs_log1_array_d(&x[0], &out[0], x.shape[0])
+
+
 # ---------------------------------------------------------------- SIMD dispatch
 VARIANTS = ("baseline", "avx2", "avx512")
 

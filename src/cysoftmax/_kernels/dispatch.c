@@ -235,6 +235,10 @@ void cs_exp_array_##S(const T *x, T *out, ptrdiff_t n)                          
 void cs_exp_nr_array_##S(const T *x, T *out, ptrdiff_t n)                          \
 {                                                                                   \
     get_active()->cs_exp_nr_array_##S(x, out, n);                                   \
+}                                                                                   \
+void cs_log1_array_##S(const double *x, double *out, ptrdiff_t n)                  \
+{                                                                                   \
+    get_active()->cs_log1_array_##S(x, out, n);                                     \
 }
 
 CS_DEFINE_ROWS(float, f)

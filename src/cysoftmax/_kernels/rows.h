@@ -33,7 +33,8 @@
        T *loss, T *grad, ptrdiff_t ldg, ptrdiff_t n, ptrdiff_t m),                  \
       (z, ldz, y, w, gmul, loss, grad, ldg, n, m))                                  \
     X(void, cs_exp_array_##S, (const T *x, T *out, ptrdiff_t n), (x, out, n))     \
-    X(void, cs_exp_nr_array_##S, (const T *x, T *out, ptrdiff_t n), (x, out, n))
+    X(void, cs_exp_nr_array_##S, (const T *x, T *out, ptrdiff_t n), (x, out, n))      \
+    X(void, cs_log1_array_##S, (const double *x, double *out, ptrdiff_t n), (x, out, n))
 
 #define CS_ALL_KERNELS(X) CS_KERNELS(X, float, f) CS_KERNELS(X, double, d)
 

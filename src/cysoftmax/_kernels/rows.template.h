@@ -191,8 +191,9 @@ static void FN(log_softmax_small)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t l
     for (ptrdiff_t i0 = 0; i0 < n; i0 += CS_BLK) {
         ptrdiff_t nb = n - i0 < CS_BLK ? n - i0 : CS_BLK;
         FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, s);
-        for (ptrdiff_t b = 0; b < nb; b++)
-            ls[b] = CS_FINITE(r[b]) ? (T)log(s[b]) : (T)NAN;
+#pragma omp simd
+        for (ptrdiff_t b = 0; b < CS_BLK; b++)   /* (padding lanes: s = m) */
+            ls[b] = CS_FINITE(r[b]) ? (T)cs_log1_d(s[b]) : (T)NAN;
         for (ptrdiff_t b = 0; b < nb; b++) {
             const T *zi = z + (i0 + b) * ldz;
             T *o = out + (i0 + b) * ldo;
@@ -422,13 +423,21 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
             double s = FN(exp_shift_sum)(zi, gi, m, r, nr);
             double scale = wi * gmul;
             double ey = (double)gi[yi];     /* exp(z_y - r), before scaling */
-            /* the scale stays in double: (T)(scale / s) can overflow float
-               for huge weights, and 0 * inf would turn an underflowed
-               probability into NaN */
+            /* c <= 1 (scale <= 1, s >= 1) is applied in T, as softmax's
+               1 / s; a larger scale stays in double: (T)(scale / s) can
+               overflow float for huge weights, and 0 * inf would turn an
+               underflowed probability into NaN */
             double c = scale / s;
+            if (scale <= 1.0) {
+                T ct = (T)c;
 #pragma omp simd
-            for (ptrdiff_t j = 0; j < m; j++)
-                gi[j] = (T)((double)gi[j] * c);
+                for (ptrdiff_t j = 0; j < m; j++)
+                    gi[j] *= ct;
+            } else {
+#pragma omp simd
+                for (ptrdiff_t j = 0; j < m; j++)
+                    gi[j] = (T)((double)gi[j] * c);
+            }
             gi[yi] = (T)((ey / s - 1.0) * scale);   /* p_y - 1 in double */
             ci = log(s) + ((double)r - zy);
         } else {
@@ -457,6 +466,15 @@ void FN(cs_exp_nr_array)(const T *x, T *out, ptrdiff_t n)
 #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++)
         out[i] = CS_EXP_NR(x[i]);
+}
+
+/* the kernels' log of a row sum (cs_log1_d, s >= 1), for testing; the
+   same in the float and double instantiations */
+void FN(cs_log1_array)(const double *x, double *out, ptrdiff_t n)
+{
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = cs_log1_d(x[i]);
 }
 
 #undef FN
