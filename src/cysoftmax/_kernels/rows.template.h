@@ -164,6 +164,17 @@ static inline void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdif
 /* finite without a branch or a libm call: x - x is 0 only for finite x */
 #define CS_FINITE(x) ((x) - (x) == 0)
 
+/* out row b = buf column b * c[b], for the nb rows of a block */
+static inline void FN(block_store_scaled)(const T *buf, const T *c, T *out, ptrdiff_t ldo,
+                                          ptrdiff_t nb, ptrdiff_t m)
+{
+    for (ptrdiff_t b = 0; b < nb; b++) {
+        T *o = out + b * ldo;
+        for (ptrdiff_t j = 0; j < m; j++)
+            o[j] = buf[j * CS_BLK + b] * c[b];
+    }
+}
+
 static void FN(softmax_small)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
                               ptrdiff_t n, ptrdiff_t m)
 {
@@ -175,11 +186,7 @@ static void FN(softmax_small)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
 #pragma omp simd
         for (ptrdiff_t b = 0; b < CS_BLK; b++)
             inv[b] = CS_FINITE(r[b]) ? (T)(1.0 / s[b]) : (T)NAN;
-        for (ptrdiff_t b = 0; b < nb; b++) {
-            T *o = out + (i0 + b) * ldo;
-            for (ptrdiff_t j = 0; j < m; j++)
-                o[j] = buf[j * CS_BLK + b] * inv[b];
-        }
+        FN(block_store_scaled)(buf, inv, out + i0 * ldo, ldo, nb, m);
     }
 }
 
@@ -321,7 +328,7 @@ static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
                 prod *= b < nb ? s[b] : 1.0;
                 rz += b >= nb ? 0.0 : CS_FINITE(r[b]) ? (double)r[b] - zy[b] : NAN;
             }
-            total += log(prod) + rz;
+            total += cs_log1_d(prod) + rz;   /* prod >= 1 (or NaN) */
         }
         if (!grad)
             continue;
@@ -351,11 +358,7 @@ static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
 #pragma omp simd
             for (ptrdiff_t b = 0; b < CS_BLK; b++)
                 ct[b] = (T)(gmul / s[b]);
-            for (ptrdiff_t b = 0; b < nb; b++) {
-                T *gi = grad + (i0 + b) * ldg;
-                for (ptrdiff_t j = 0; j < m; j++)
-                    gi[j] = buf[j * CS_BLK + b] * ct[b];
-            }
+            FN(block_store_scaled)(buf, ct, grad + i0 * ldg, ldg, nb, m);
         }
         int all_finite = 1;   /* (padding lanes: max of zeros) */
 #pragma omp simd reduction(& : all_finite)
