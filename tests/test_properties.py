@@ -7,6 +7,7 @@ test says where its constant comes from.
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -285,3 +286,35 @@ def test_local_gradient_is_softmax_minus_onehot(zy):
     np.testing.assert_allclose(g2, g, rtol=4 * eps, atol=4 * eps)
     _, g3 = nll_loss_and_gradient(z, y, reduction="mean")
     np.testing.assert_allclose(g3, g / len(y), rtol=4 * eps, atol=4 * eps)
+
+
+@SETTINGS
+@given(logits_and_labels(bound=1e3), st.sampled_from(["mean", "sum", "none"]))
+def test_unit_weights_give_the_same_gradient_bits(zy, reduction):
+    """sample_weight = 1 everywhere is no weighting: the gradient is bit-identical.
+
+    (The Classifier relies on it: fit(X, y, sample_weight=ones) must train
+    the same model as fit(X, y).)  The loss may differ in the last bits: the
+    unweighted small-class path sums the logs of a block at once.
+    """
+    z, y = zy
+    _, g = nll_loss_and_gradient(z, y, reduction=reduction)
+    _, gw = nll_loss_and_gradient(z, y, sample_weight=np.ones(len(y)), reduction=reduction)
+    np.testing.assert_array_equal(g, gw)
+
+
+@pytest.mark.parametrize("m", [10, 300])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_huge_weights_keep_the_gradient_finite(m, dtype):
+    """w_i gmul > 1: the scale is kept in double (no float overflow, no 0 * inf)."""
+    rng = np.random.default_rng(m)
+    z = rng.standard_normal((40, m)).astype(dtype)
+    y = rng.integers(0, m, 40)
+    w = np.full(40, 1e300)
+    _, g = nll_loss_and_gradient(z, y, sample_weight=w, reduction="sum")
+    p = softmax(z.astype(np.float64))
+    p[np.arange(40), y] -= 1
+    ref = 1e300 * p
+    big = np.abs(ref) <= np.finfo(dtype).max
+    assert np.all(np.isinf(g[~big])) and np.all(np.sign(g[~big]) == np.sign(ref[~big]))
+    np.testing.assert_allclose(g[big], ref[big], rtol=8 * np.finfo(dtype).eps)

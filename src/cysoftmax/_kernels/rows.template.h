@@ -335,10 +335,27 @@ static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
 
         for (ptrdiff_t b = 0; b < CS_BLK; b++)   /* (padding lanes: column 0) */
             ey[b] = (double)buf[(b < nb ? y[i0 + b] : 0) * CS_BLK + b];
-        if (w || !(gmul <= 1.0)) {
-            /* weighted: the scale stays in double, (T)(w gmul / s) can
-               overflow float for huge weights, and 0 * inf would turn an
-               underflowed probability into NaN */
+        /* the scale w_i gmul / s_i is applied in T when every w_i gmul <= 1
+           (s_i >= 1), as softmax's 1 / s; else in double: (T)(w gmul / s)
+           could overflow float for huge weights, and 0 * inf would turn an
+           underflowed probability into NaN.  (Unit weights and no weights
+           give the same bits.) */
+        int t_scale = w ? 1 : gmul <= 1.0;
+        if (w)
+            for (ptrdiff_t b = 0; b < nb; b++)
+                t_scale &= w[i0 + b] * gmul <= 1.0;
+        if (t_scale) {
+            T ct[CS_BLK];
+            if (w) {
+                for (ptrdiff_t b = 0; b < nb; b++)
+                    ct[b] = (T)(w[i0 + b] * gmul / s[b]);
+            } else {
+#pragma omp simd
+                for (ptrdiff_t b = 0; b < CS_BLK; b++)
+                    ct[b] = (T)(gmul / s[b]);
+            }
+            FN(block_store_scaled)(buf, ct, grad + i0 * ldg, ldg, nb, m);
+        } else {
             for (ptrdiff_t b = 0; b < nb; b++)
                 c[b] = (w ? w[i0 + b] : 1.0) * gmul / s[b];
             for (ptrdiff_t j = 0; j < m; j++) {
@@ -352,13 +369,6 @@ static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
                 for (ptrdiff_t j = 0; j < m; j++)
                     gi[j] = buf[j * CS_BLK + b];
             }
-        } else {
-            /* gmul / s <= 1 (s >= 1): in T, as softmax's 1 / s */
-            T ct[CS_BLK];
-#pragma omp simd
-            for (ptrdiff_t b = 0; b < CS_BLK; b++)
-                ct[b] = (T)(gmul / s[b]);
-            FN(block_store_scaled)(buf, ct, grad + i0 * ldg, ldg, nb, m);
         }
         int all_finite = 1;   /* (padding lanes: max of zeros) */
 #pragma omp simd reduction(& : all_finite)
