@@ -21,7 +21,8 @@ Each contender trains ``--repeats`` full epochs, each on a fresh shuffle;
 an epoch is timed in ``--segments`` parts of whole batches, contenders
 interleaved part by part, and its time is the sum over parts of each part's
 best time: a burst of load from elsewhere then spoils one part of one round,
-not a result.  scikit-learn is timed as whole ``fit`` calls (best of
+not a result.  Contenders are grouped by thread pool, with a pause between
+pools when threads > 1 (see POOLS).  scikit-learn is timed as whole ``fit`` calls (best of
 ``--sklearn-repeats``).  The load average is printed before and after: on a
 busy machine, BLAS threads that wait for a descheduled sibling make every
 number meaningless.
@@ -311,11 +312,13 @@ def main(argv=None):
             ours_part(ws, X, y, order, 0, warm, bs)
             floor.part(0, warm)
             floor.check = False
+            # grouped by thread pool (SciPy's OpenBLAS, NumPy's OpenBLAS,
+            # PyTorch's OpenMP): see POOL_PAUSE
             contenders = {
                 "ours": lambda o, lo, hi: ours_part(ws, X, y, o, lo, hi, bs),
+                "adam": lambda o, lo, hi: ours_part(ws_adam, X, y, o, lo, hi, bs),
                 "floor": lambda o, lo, hi: floor.part(lo, hi),
                 "numpy": lambda o, lo, hi: numpy_part(X, y, cn, inn, o, lo, hi, bs),
-                "adam": lambda o, lo, hi: ours_part(ws_adam, X, y, o, lo, hi, bs),
             }
             if t_epoch:
                 t_epoch(Xt, yt, torch.from_numpy(order), 0, warm)
@@ -331,6 +334,7 @@ def main(argv=None):
             cuts = [min(n, bs * (n_batches * k // segments)) for k in range(segments + 1)]
             best_parts = {k: [float("inf")] * segments for k in contenders}
             o_t = [None]
+            prev = ["torch_adam"]
             gc.disable()   # no collector pauses inside the timed parts
             for _ in range(repeats):
                 order = r.permutation(n)
@@ -340,6 +344,9 @@ def main(argv=None):
                 for j in range(segments):
                     lo, hi = cuts[j], cuts[j + 1]
                     for name, fn in contenders.items():
+                        if args.threads > 1 and POOLS[name] != POOLS[prev[0]]:
+                            time.sleep(POOL_PAUSE)
+                        prev[0] = name
                         t0 = time.perf_counter()
                         fn(order, lo, hi)
                         dt = time.perf_counter() - t0
@@ -394,6 +401,17 @@ def main(argv=None):
         print(f"  [{'met' if ok else 'NOT met'}] {text}")
     return 0
 
+
+# Each library has its own pool of BLAS/OpenMP threads, and an OpenBLAS
+# worker keeps spinning for about 2^28 cycles (~0.1 s) after its last call
+# before it sleeps.  Right after NumPy's matmuls, NumPy's spinning worker
+# takes a core from SciPy's (ours and the floor): measured here, that made
+# our Adam epoch 2x slower when it ran right after NumPy's part.  So the
+# contenders are grouped by pool, and with several threads a pause lets the
+# previous pool go to sleep before another one is timed.
+POOLS = {"ours": "scipy", "adam": "scipy", "floor": "scipy", "numpy": "numpy",
+         "torch": "torch", "torch_adam": "torch"}
+POOL_PAUSE = 0.15
 
 # issue 5: ours/floor at most, Adam/floor at most, peer/ours at least
 TARGETS = {

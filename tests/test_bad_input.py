@@ -50,6 +50,17 @@ from cysoftmax import (
     softmax,
 )
 
+# float64 references with the documented special-value semantics
+from _reference import (
+    ref_backprop,
+    ref_forward,
+    ref_log_softmax,
+    ref_logsumexp,
+    ref_nll,
+    ref_softmax,
+    result_dtype,
+)
+
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning",
     "ignore::sklearn.exceptions.DataConversionWarning",
@@ -123,161 +134,6 @@ def _run(thunk, outcome):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # reference overflow etc.
         outcome.check(thunk)
-
-
-# ===========================================================================
-# float64 references with the documented special-value semantics
-
-
-def _rows(z, axis):
-    """z (float64) with `axis` moved last and flattened: (z2, restore)."""
-    nd = z.ndim
-    axes = tuple(range(nd)) if axis is None else tuple(
-        sorted(a % nd for a in (axis if isinstance(axis, tuple) else (axis,))))
-    rest = [i for i in range(nd) if i not in axes]
-    perm = rest + list(axes)
-    moved = z.transpose(perm)
-    kept = moved.shape[:len(rest)]
-    m = int(np.prod(moved.shape[len(rest):], dtype=np.int64))
-    z2 = moved.reshape(-1, m) if m else moved.reshape(int(np.prod(kept, dtype=np.int64)), 0)
-
-    def restore(o2):
-        return o2.reshape(moved.shape).transpose(np.argsort(perm))
-
-    return z2, kept, axes, restore
-
-
-def _bad_row(row):
-    return row.size and (np.isnan(row).any() or (row == inf).any() or (row == -inf).all())
-
-
-def ref_softmax_rows(z2, log=False):
-    out = np.empty_like(z2)
-    for i, row in enumerate(z2):
-        if row.size == 0:
-            continue
-        if _bad_row(row):
-            out[i] = nan
-            continue
-        r = row.max()
-        e = np.exp(row - r)
-        out[i] = (row - r) - np.log(e.sum()) if log else e / e.sum()
-    return out
-
-
-def ref_lse_rows(z2):
-    out = np.empty(z2.shape[0])
-    for i, row in enumerate(z2):
-        if row.size == 0 or (row == -inf).all():
-            out[i] = -inf
-        elif np.isnan(row).any():
-            out[i] = nan
-        elif (row == inf).any():
-            out[i] = inf
-        else:
-            r = row.max()
-            out[i] = r + np.log(np.exp(row - r).sum())
-    return out
-
-
-def result_dtype(z):
-    a = np.asarray(z)
-    return np.float32 if a.dtype.kind == "f" and a.dtype.itemsize == 4 else np.float64
-
-
-def ref_softmax(z, axis=-1, log=False):
-    z64 = np.asarray(z).astype(np.float64)
-    z2, _, _, restore = _rows(z64, axis)
-    return restore(ref_softmax_rows(z2, log)).astype(result_dtype(z))
-
-
-def ref_log_softmax(z, axis=-1):
-    return ref_softmax(z, axis, log=True)
-
-
-def ref_logsumexp(z, axis=-1, keepdims=False):
-    z64 = np.asarray(z).astype(np.float64)
-    z2, kept, axes, _ = _rows(z64, axis)
-    res = ref_lse_rows(z2).astype(result_dtype(z))
-    if keepdims:
-        return res.reshape([1 if i in axes else s for i, s in enumerate(z64.shape)])
-    res = res.reshape(kept)
-    return res[()] if res.ndim == 0 else res
-
-
-def ref_nll(z, y, sample_weight=None, reduction="mean"):
-    """(loss, grad) of the documented NLL, in float64 then cast."""
-    dt = result_dtype(z)
-    z2 = np.asarray(z).astype(np.float64)
-    y = np.asarray(y).astype(np.int64)
-    n, m = z2.shape
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    if reduction == "mean" and n:
-        w = w / w.max()            # the mean is scale-free; avoids overflow as the kernel does
-    p = ref_softmax_rows(z2)
-    c = np.empty(n)
-    for i in range(n):
-        if np.isnan(p[i]).any():
-            c[i] = nan
-        else:
-            c[i] = ref_lse_rows(z2[i:i + 1])[0] - z2[i, y[i]]
-    wc = np.where(w == 0, 0.0, w * np.where(w == 0, 0.0, c))
-    scale = w / w.sum() if reduction == "mean" and n else w
-    grad = p.copy()
-    grad[np.arange(n), y] -= 1.0
-    grad = np.where((w == 0)[:, None], 0.0, grad * scale[:, None])
-    if reduction == "none":
-        loss = wc.astype(dt)
-    elif reduction == "sum":
-        loss = float(wc.sum())
-    else:
-        loss = float(wc.sum() / w.sum()) if n else nan
-    return loss, grad.astype(dt)
-
-
-_ACT = {
-    "identity": (lambda a: a, lambda a: np.ones_like(a)),
-    "relu": (lambda a: np.maximum(a, 0), lambda a: (a > 0).astype(a.dtype)),
-    "tanh": (np.tanh, lambda a: 1 - a * a),
-    "logistic": (lambda a: 1 / (1 + np.exp(-a)), lambda a: a * (1 - a)),
-}
-
-
-def ref_forward(X, coefs, intercepts, activation="relu"):
-    dt = np.asarray(X).dtype.newbyteorder("=")
-    f = _ACT[activation][0]
-    a = np.asarray(X, dtype=np.float64)
-    for i, (W, b) in enumerate(zip(coefs, intercepts)):
-        a = a @ np.asarray(W, dtype=np.float64) + np.asarray(b, dtype=np.float64)
-        if i < len(coefs) - 1:
-            a = f(a)
-    return ref_softmax_rows(a).astype(dt)
-
-
-def ref_backprop(X, y, coefs, intercepts, activation="relu", alpha=0.0, sample_weight=None):
-    dt = np.asarray(X).dtype.newbyteorder("=")
-    f, df = _ACT[activation]
-    Ws = [np.asarray(W, dtype=np.float64) for W in coefs]
-    bs = [np.asarray(b, dtype=np.float64) for b in intercepts]
-    acts = [np.asarray(X, dtype=np.float64)]
-    for i, (W, b) in enumerate(zip(Ws, bs)):
-        z = acts[-1] @ W + b
-        acts.append(f(z) if i < len(Ws) - 1 else z)
-    n = acts[0].shape[0]
-    # raw weights: the L2 term's alpha / (2 sum w) depends on their scale
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    sw = w.sum()
-    y = np.asarray(y).astype(np.int64)
-    loss_rows, D = ref_nll(acts[-1], y, w, "none")
-    D = D / sw
-    loss = loss_rows.sum() / sw + 0.5 * alpha * sum((W * W).sum() for W in Ws) / sw
-    dWs, dbs = [None] * len(Ws), [None] * len(Ws)
-    for l in range(len(Ws) - 1, -1, -1):
-        dWs[l] = (acts[l].T @ D + alpha / sw * Ws[l]).astype(dt)
-        dbs[l] = D.sum(axis=0).astype(dt)
-        if l:
-            D = (D @ Ws[l].T) * df(acts[l])
-    return float(loss), dWs, dbs
 
 
 # ===========================================================================

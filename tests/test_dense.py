@@ -1,7 +1,7 @@
 """Dense forward/backprop, the optimizers and the training workspace.
 
-The numpy reference below is written from the formulas (DESIGN.md and
-scikit-learn's ``_backprop``), independently of the compiled code.
+The numpy reference (tests/_reference.py) is written from the formulas
+(DESIGN.md and scikit-learn's ``_backprop``), independently of the compiled code.
 """
 
 import itertools
@@ -14,68 +14,15 @@ import pytest
 from cysoftmax import _dense
 from cysoftmax._network_api import backprop, forward
 
+from _reference import ref_activations, ref_backprop, ref_softmax, rss_bytes
+
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 
 
 # ---------------------------------------------------------------- reference
-
-def _act(name, z):
-    if name == "identity":
-        return z
-    if name == "logistic":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "tanh":
-        return np.tanh(z)
-    return np.maximum(z, 0)
-
-
-def _act_deriv(name, a):
-    if name == "identity":
-        return np.ones_like(a)
-    if name == "logistic":
-        return a * (1 - a)
-    if name == "tanh":
-        return 1 - a * a
-    return (a > 0).astype(a.dtype)
-
-
-def ref_forward(X, coefs, intercepts, activation):
-    """Activations [X, A_1, ..., logits] in float64."""
-    A = [np.asarray(X, np.float64)]
-    L = len(coefs)
-    for l in range(L):
-        z = A[-1] @ np.asarray(coefs[l], np.float64) + np.asarray(intercepts[l], np.float64)
-        A.append(_act(activation, z) if l < L - 1 else z)
-    return A
-
-
-def ref_softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def ref_backprop(X, y, coefs, intercepts, activation="relu", alpha=0.0, sample_weight=None):
-    coefs = [np.asarray(W, np.float64) for W in coefs]
-    A = ref_forward(X, coefs, intercepts, activation)
-    z = A[-1]
-    n = z.shape[0]
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
-    sw = w.sum()
-    r = z.max(axis=1)
-    lse = r + np.log(np.exp(z - r[:, None]).sum(axis=1))
-    C = lse - z[np.arange(n), y]
-    loss = (w * C).sum() / sw + alpha / (2 * sw) * sum((W * W).sum() for W in coefs)
-    P = np.exp(z - lse[:, None])
-    P[np.arange(n), y] -= 1
-    D = P * (w / sw)[:, None]
-    gW = [None] * len(coefs)
-    gb = [None] * len(coefs)
-    for l in range(len(coefs) - 1, -1, -1):
-        gW[l] = A[l].T @ D + (alpha / sw) * coefs[l]
-        gb[l] = D.sum(axis=0)
-        if l:
-            D = (D @ coefs[l].T) * _act_deriv(activation, A[l])
-    return loss, gW, gb
+# in tests/_reference.py: ref_activations (the float64 activations [X, ..., logits]),
+# ref_softmax (row softmax), ref_backprop (float64; gradients in X's dtype
+# unless cast=False)
 
 
 def random_net(rng, sizes, dtype=np.float64, scale=1.0):
@@ -171,7 +118,8 @@ def test_backprop_matches_numpy_reference_float32(cfg):
     sw = w if weighted else None
     loss, gW, gb = backprop(X, y, coefs, intercepts, activation=activation, alpha=alpha,
                             sample_weight=sw)
-    rloss, rgW, rgb = ref_backprop(X, y, coefs, intercepts, activation, alpha, sw)
+    # the float64 reference gradients, not rounded to float32
+    rloss, rgW, rgb = ref_backprop(X, y, coefs, intercepts, activation, alpha, sw, cast=False)
     np.testing.assert_allclose(loss, rloss, rtol=1e-4, atol=1e-6)
     for g, r in zip(gW + gb, rgW + rgb):
         assert g.dtype == np.float32
@@ -221,7 +169,7 @@ def test_forward_is_softmax_of_reference_logits(activation, dtype):
     coefs, intercepts = random_net(rng, [6, 9, 5, 4], dtype)
     P = forward(X, coefs, intercepts, activation=activation)
     assert P.dtype == dtype and P.shape == (1100, 4) and P.flags.c_contiguous
-    ref = ref_softmax(ref_forward(X, coefs, intercepts, activation)[-1])
+    ref = ref_softmax(ref_activations(X, coefs, intercepts, activation)[-1])
     tol = dict(rtol=1e-12, atol=1e-15) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(P, ref, **tol)
     np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=0, atol=10 * np.finfo(dtype).eps)
@@ -239,7 +187,7 @@ def test_forward_into_logits_and_log_proba():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((30, 5))
     coefs, intercepts = random_net(rng, [5, 6, 3])
-    z = ref_forward(X, coefs, intercepts, "relu")[-1]
+    z = ref_activations(X, coefs, intercepts, "relu")[-1]
     out = np.empty((30, 3))
     _dense.forward_into(X, coefs, intercepts, "relu", out, "logits")
     np.testing.assert_allclose(out, z, rtol=1e-13, atol=1e-15)
@@ -648,7 +596,7 @@ def test_workspace_step_allocates_nothing():
     for _ in range(20):                       # warm-up: first-use allocations
         ws.step(X, y, w, idx)
         ws.run_epoch(X, y, w, order, 32)
-    rss0 = _rss_bytes()
+    rss0 = rss_bytes()
     tracemalloc.start()
     try:
         ws.step(X, y, w, idx)
@@ -656,7 +604,7 @@ def test_workspace_step_allocates_nothing():
         for _ in range(1000):
             ws.step(X, y, w, idx)
         grown = tracemalloc.get_traced_memory()[0] - base
-        rss1 = _rss_bytes()
+        rss1 = rss_bytes()
         for _ in range(50):
             ws.run_epoch(X, y, w, order, 32)
         grown_epochs = tracemalloc.get_traced_memory()[0] - base
@@ -672,15 +620,6 @@ def test_workspace_step_allocates_nothing():
     # would be 256 MiB)
     if rss0 is not None:
         assert rss1 - rss0 < 1 << 20, (rss0, rss1)
-
-
-def _rss_bytes():
-    try:
-        with open("/proc/self/statm") as f:
-            import os
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def test_workspace_gradient_mode_and_squared_norm():

@@ -1,7 +1,7 @@
 """Long runs: no memory growth over many calls (slow; run by CI with -m slow).
 
-Each test warms up, measures the resident set size (VmRSS from
-/proc/self/status), makes many calls -- 100,000 per kernel on small arrays,
+Each test warms up, measures the resident set size (from /proc/self/statm,
+tests/_reference.py), makes many calls -- 100,000 per kernel on small arrays,
 1,000 fit / predict_proba cycles of a small Classifier, plus the error
 paths, out= buffers, save/load and pickling -- and requires the RSS to grow by
 less than 10 MB.  A buffer leaked per call would show up as megabytes here
@@ -32,9 +32,11 @@ from cysoftmax import (
     softmax,
 )
 
+from _reference import rss_bytes
+
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status"),
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm"),
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
 
@@ -43,11 +45,10 @@ CALLS = 100_000
 
 
 def rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    rss = rss_bytes()
+    if rss is None:
+        raise RuntimeError("cannot read the resident set size from /proc/self/statm")
+    return rss / 2**20
 
 
 def growth(step, calls, warmup=None):

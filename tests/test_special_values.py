@@ -271,6 +271,9 @@ def test_zero_size_nll_functions(dtype):
 
 
 # ------------------------------------------------------------ axes
+# scipy.special in float64 (results left in float64), on finite inputs only:
+# deliberately not tests/_reference.py's hand-written references, so that the
+# axis handling is checked against a third-party implementation as well.
 
 def ref_logsumexp(z, axis, keepdims=False):
     return sps.logsumexp(z.astype(np.float64), axis=axis, keepdims=keepdims)

@@ -1,0 +1,225 @@
+"""Independent float64/NumPy references and small utilities shared by the tests.
+
+The references are written from the documented formulas and special-value
+semantics (DESIGN.md, README), in float64 with plain NumPy: they must stay
+independent of cysoftmax's code -- never import cysoftmax (its kernels, its
+Python wrappers or its helpers) here, or a bug would be checked against itself.
+
+Imported by the test modules as ``from _reference import ...``: pytest's
+default ("prepend") import mode puts the directory of a test module without an
+``__init__.py`` on sys.path, whether pytest runs from the repository root or
+from tests/ (ci/wheel_check.sh and ci/portable_check.sh copy tests/*.py, so
+this file travels with the tests).
+
+Unless stated otherwise a reference returns its result in the dtype the
+kernels compute the input in (``result_dtype``: float32 stays float32,
+everything else is float64), after computing in float64.
+"""
+
+import os
+
+import numpy as np
+
+inf, nan = np.inf, np.nan
+
+__all__ = [
+    "ACTIVATIONS",
+    "ref_activations",
+    "ref_backprop",
+    "ref_forward",
+    "ref_log_softmax",
+    "ref_logsumexp",
+    "ref_lse_rows",
+    "ref_nll",
+    "ref_softmax",
+    "ref_softmax_rows",
+    "result_dtype",
+    "rss_bytes",
+]
+
+
+# ===========================================================================
+# softmax / log_softmax / logsumexp / NLL, with the documented special values
+
+
+def _rows(z, axis):
+    """z (float64) with `axis` moved last and flattened: (z2, kept, axes, restore)."""
+    nd = z.ndim
+    axes = tuple(range(nd)) if axis is None else tuple(
+        sorted(a % nd for a in (axis if isinstance(axis, tuple) else (axis,))))
+    rest = [i for i in range(nd) if i not in axes]
+    perm = rest + list(axes)
+    moved = z.transpose(perm)
+    kept = moved.shape[:len(rest)]
+    m = int(np.prod(moved.shape[len(rest):], dtype=np.int64))
+    z2 = moved.reshape(-1, m) if m else moved.reshape(int(np.prod(kept, dtype=np.int64)), 0)
+
+    def restore(o2):
+        return o2.reshape(moved.shape).transpose(np.argsort(perm))
+
+    return z2, kept, axes, restore
+
+
+def _bad_row(row):
+    return row.size and (np.isnan(row).any() or (row == inf).any() or (row == -inf).all())
+
+
+def ref_softmax_rows(z2, log=False):
+    """Row-wise (log-)softmax of a 2-d float64 array; a row with a NaN, a +inf
+    or only -inf is all NaN.  float64 in, float64 out."""
+    out = np.empty_like(z2)
+    for i, row in enumerate(z2):
+        if row.size == 0:
+            continue
+        if _bad_row(row):
+            out[i] = nan
+            continue
+        r = row.max()
+        e = np.exp(row - r)
+        out[i] = (row - r) - np.log(e.sum()) if log else e / e.sum()
+    return out
+
+
+def ref_lse_rows(z2):
+    """Row-wise logsumexp of a 2-d float64 array: -inf for an empty or all
+    -inf row, NaN for a row with a NaN, +inf for a row with a +inf."""
+    out = np.empty(z2.shape[0])
+    for i, row in enumerate(z2):
+        if row.size == 0 or (row == -inf).all():
+            out[i] = -inf
+        elif np.isnan(row).any():
+            out[i] = nan
+        elif (row == inf).any():
+            out[i] = inf
+        else:
+            r = row.max()
+            out[i] = r + np.log(np.exp(row - r).sum())
+    return out
+
+
+def result_dtype(z):
+    """The dtype the kernels compute `z` in: float32 stays float32, all else float64."""
+    a = np.asarray(z)
+    return np.float32 if a.dtype.kind == "f" and a.dtype.itemsize == 4 else np.float64
+
+
+def ref_softmax(z, axis=-1, log=False):
+    z64 = np.asarray(z).astype(np.float64)
+    z2, _, _, restore = _rows(z64, axis)
+    return restore(ref_softmax_rows(z2, log)).astype(result_dtype(z))
+
+
+def ref_log_softmax(z, axis=-1):
+    return ref_softmax(z, axis, log=True)
+
+
+def ref_logsumexp(z, axis=-1, keepdims=False):
+    z64 = np.asarray(z).astype(np.float64)
+    z2, kept, axes, _ = _rows(z64, axis)
+    res = ref_lse_rows(z2).astype(result_dtype(z))
+    if keepdims:
+        return res.reshape([1 if i in axes else s for i, s in enumerate(z64.shape)])
+    res = res.reshape(kept)
+    return res[()] if res.ndim == 0 else res
+
+
+def ref_nll(z, y, sample_weight=None, reduction="mean"):
+    """(loss, grad) of the documented NLL, in float64 then cast."""
+    dt = result_dtype(z)
+    z2 = np.asarray(z).astype(np.float64)
+    y = np.asarray(y).astype(np.int64)
+    n, m = z2.shape
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if reduction == "mean" and n:
+        w = w / w.max()            # the mean is scale-free; avoids overflow as the kernel does
+    p = ref_softmax_rows(z2)
+    c = np.empty(n)
+    for i in range(n):
+        if np.isnan(p[i]).any():
+            c[i] = nan
+        else:
+            c[i] = ref_lse_rows(z2[i:i + 1])[0] - z2[i, y[i]]
+    wc = np.where(w == 0, 0.0, w * np.where(w == 0, 0.0, c))
+    scale = w / w.sum() if reduction == "mean" and n else w
+    grad = p.copy()
+    grad[np.arange(n), y] -= 1.0
+    grad = np.where((w == 0)[:, None], 0.0, grad * scale[:, None])
+    if reduction == "none":
+        loss = wc.astype(dt)
+    elif reduction == "sum":
+        loss = float(wc.sum())
+    else:
+        loss = float(wc.sum() / w.sum()) if n else nan
+    return loss, grad.astype(dt)
+
+
+# ===========================================================================
+# dense network: forward and backprop (scikit-learn's MLP, softmax output)
+
+# name -> (activation f(z), its derivative expressed in a = f(z))
+ACTIVATIONS = {
+    "identity": (lambda a: a, lambda a: np.ones_like(a)),
+    "relu": (lambda a: np.maximum(a, 0), lambda a: (a > 0).astype(a.dtype)),
+    "tanh": (np.tanh, lambda a: 1 - a * a),
+    "logistic": (lambda a: 1 / (1 + np.exp(-a)), lambda a: a * (1 - a)),
+}
+
+
+def ref_activations(X, coefs, intercepts, activation="relu"):
+    """Activations [X, A_1, ..., logits], all float64 (no output softmax)."""
+    f = ACTIVATIONS[activation][0]
+    acts = [np.asarray(X, dtype=np.float64)]
+    L = len(coefs)
+    for i, (W, b) in enumerate(zip(coefs, intercepts)):
+        z = acts[-1] @ np.asarray(W, dtype=np.float64) + np.asarray(b, dtype=np.float64)
+        acts.append(f(z) if i < L - 1 else z)
+    return acts
+
+
+def ref_forward(X, coefs, intercepts, activation="relu"):
+    """Class probabilities (softmax of the logits, NaN rows as ref_softmax_rows),
+    cast to X's dtype in native byte order."""
+    dt = np.asarray(X).dtype.newbyteorder("=")
+    logits = ref_activations(X, coefs, intercepts, activation)[-1]
+    return ref_softmax_rows(logits).astype(dt)
+
+
+def ref_backprop(X, y, coefs, intercepts, activation="relu", alpha=0.0, sample_weight=None,
+                 *, cast=True):
+    """(loss, dW, db): the weighted mean NLL plus alpha / (2 sum w) * sum ||W||^2,
+    and its gradients.  loss is a Python float; dW and db are cast to X's dtype
+    (native byte order) as the kernels return them, or left in float64 with
+    cast=False (to compare float32 results with the float64 reference)."""
+    dt = np.asarray(X).dtype.newbyteorder("=") if cast else np.dtype(np.float64)
+    df = ACTIVATIONS[activation][1]
+    Ws = [np.asarray(W, dtype=np.float64) for W in coefs]
+    acts = ref_activations(X, Ws, intercepts, activation)
+    n = acts[0].shape[0]
+    # raw weights: the L2 term's alpha / (2 sum w) depends on their scale
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    sw = w.sum()
+    y = np.asarray(y).astype(np.int64)
+    loss_rows, D = ref_nll(acts[-1], y, w, "none")
+    D = D / sw
+    loss = loss_rows.sum() / sw + 0.5 * alpha * sum((W * W).sum() for W in Ws) / sw
+    dWs, dbs = [None] * len(Ws), [None] * len(Ws)
+    for l in range(len(Ws) - 1, -1, -1):
+        dWs[l] = (acts[l].T @ D + alpha / sw * Ws[l]).astype(dt)
+        dbs[l] = D.sum(axis=0).astype(dt)
+        if l:
+            D = (D @ Ws[l].T) * df(acts[l])
+    return float(loss), dWs, dbs
+
+
+# ===========================================================================
+# utilities
+
+
+def rss_bytes():
+    """The process's resident set size in bytes (/proc/self/statm), or None
+    where there is no /proc (not Linux)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
