@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import importlib.resources
 import io
-import os
 import struct
 import subprocess
 import sys

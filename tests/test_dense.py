@@ -369,6 +369,8 @@ def test_adam_bias_correction_step_1_and_10():
     expect = W0 - lr_t * (0.1 * gW) / (np.sqrt(0.001 * gW ** 2) + 1e-8)
     np.testing.assert_allclose(W, expect, rtol=1e-13)
     np.testing.assert_allclose(W - W0, -0.01 * np.sign(gW), rtol=1e-4)
+    expect_b = b0 - lr_t * (0.1 * gb) / (np.sqrt(0.001 * gb ** 2) + 1e-8)
+    np.testing.assert_allclose(b, expect_b, rtol=1e-13)
     # steps 2..10 with the same gradient: m and v converge to g, g^2 exactly
     # after bias correction, so each step is again ~lr sign(g)
     for _ in range(9):

@@ -164,7 +164,6 @@ def test_exp_underflow_region(dtype):
     x = np.linspace(zero_below - 0.5, lo_normal, 2001)[:-1].astype(dtype)
     ours = kernel_exp(x, dtype)
     assert np.all(ours >= 0) and np.all(ours <= fi.tiny)
-    sub_f = float(sub)
     for v, o in zip(x.tolist(), ours.tolist()):
         ref = mp.exp(mp.mpf(v))
         r = float(round_to(ref, dtype))
