@@ -304,3 +304,34 @@ def test_report_max_errors():
           " others: absolute / max(1, |ref|)); inf = wrong or missing infinity;"
           " scipy's nll is scipy.special.logsumexp(z) - z_y")
     print("\n".join(lines))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [3, 10, 31])
+def test_nll_total_over_many_small_rows(dtype, m):
+    """The unweighted small-class NLL total takes sum_i log s_i as the log of
+    one running product (its binary exponent kept aside after each block of
+    rows).  Over 200,000 rows it must agree with the weighted path given unit
+    weights, which takes one log per row (same s_i, so to 1e-12), and with a
+    float64 reference summed exactly (math.fsum) within the per-row bound
+    K eps max(1, |C_i|) summed plus the rounding of a sum of n doubles; a NaN
+    row anywhere must make it NaN."""
+    import math
+    rng = np.random.default_rng(m)
+    n = 200_000
+    z = (rng.standard_normal((n, m)) * 3).astype(dtype)
+    y = rng.integers(0, m, n)
+    got = nll_loss(z, y, reduction="sum")
+    per_row_logs = nll_loss(z, y, sample_weight=np.ones(n), reduction="sum")
+    assert abs(got - per_row_logs) <= 1e-12 * abs(per_row_logs), (got, per_row_logs)
+    z64 = z.astype(np.float64)
+    per_row = sps.logsumexp(z64, axis=1) - z64[np.arange(n), y]
+    ref = math.fsum(per_row.tolist())
+    # per-row bound, plus the worst case of adding n terms in double
+    # (n eps64 sum|C_i|); the 1e-12 check above is the sharp one
+    bound = (K * np.finfo(dtype).eps * math.fsum(np.maximum(1.0, np.abs(per_row)).tolist())
+             + n * np.finfo(np.float64).eps * math.fsum(np.abs(per_row).tolist()))
+    assert abs(got - ref) <= bound, (got, ref, bound)
+    assert abs(nll_loss(z, y) - ref / n) <= bound / n
+    z[n // 2, m // 2] = np.nan
+    assert np.isnan(nll_loss(z, y, reduction="sum"))

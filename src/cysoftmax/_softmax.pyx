@@ -161,16 +161,13 @@ def nll_grad_fast(z, y, bint mean):
     if t < 0 or type(y) is not cnp.ndarray:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>z, ya = <cnp.ndarray>y
-    cdef Py_ssize_t n = cnp.PyArray_DIM(a, 0), m = cnp.PyArray_DIM(a, 1), i
+    cdef Py_ssize_t n = cnp.PyArray_DIM(a, 0), m = cnp.PyArray_DIM(a, 1)
     if (cnp.PyArray_NDIM(ya) != 1 or cnp.PyArray_DIM(ya, 0) != n
             or cnp.PyArray_TYPE(ya) != cnp.NPY_INTP or not cnp.PyArray_ISCARRAY_RO(ya)
             or not cnp.PyArray_ISNOTSWAPPED(ya)):
         return None
     cdef const Py_ssize_t *yp = <const Py_ssize_t *>cnp.PyArray_DATA(ya)
-    cdef bint bad = False
-    for i in range(n):
-        bad |= <bint>(<size_t>yp[i] >= <size_t>m)  # negative labels wrap to huge
-    if bad:
+    if not cs_labels_ok_d(yp, n, m):   # (vectorized in the kernels)
         return None
     cdef cnp.ndarray grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(a), t, 0)
     cdef void *zp = cnp.PyArray_DATA(a)

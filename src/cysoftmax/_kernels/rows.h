@@ -34,7 +34,8 @@
       (z, ldz, y, w, gmul, loss, grad, ldg, n, m))                                  \
     X(void, cs_exp_array_##S, (const T *x, T *out, ptrdiff_t n), (x, out, n))     \
     X(void, cs_exp_nr_array_##S, (const T *x, T *out, ptrdiff_t n), (x, out, n))      \
-    X(void, cs_log1_array_##S, (const double *x, double *out, ptrdiff_t n), (x, out, n))
+    X(void, cs_log1_array_##S, (const double *x, double *out, ptrdiff_t n), (x, out, n))   \
+    X(int, cs_labels_ok_##S, (const ptrdiff_t *y, ptrdiff_t n, ptrdiff_t m), (y, n, m))
 
 #define CS_ALL_KERNELS(X) CS_KERNELS(X, float, f) CS_KERNELS(X, double, d)
 
