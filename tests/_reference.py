@@ -223,3 +223,11 @@ def rss_bytes():
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def under_address_sanitizer():
+    """True when AddressSanitizer is preloaded (ci/sanitize.sh).  Its
+    allocator keeps freed blocks in a quarantine, and the sanitizer run also
+    routes Python's allocations through it (PYTHONMALLOC=malloc), so the
+    resident set grows without any leak: RSS checks mean nothing there."""
+    return "libasan" in os.environ.get("LD_PRELOAD", "") or "ASAN_OPTIONS" in os.environ
