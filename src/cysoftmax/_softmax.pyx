@@ -167,7 +167,7 @@ def nll_grad_fast(z, y, bint mean):
             or not cnp.PyArray_ISNOTSWAPPED(ya)):
         return None
     cdef const Py_ssize_t *yp = <const Py_ssize_t *>cnp.PyArray_DATA(ya)
-    if not cs_labels_ok_d(yp, n, m):   # (vectorized in the kernels)
+    if not cs_labels_ok(yp, n, m):   # (vectorized in the kernels)
         return None
     cdef cnp.ndarray grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(a), t, 0)
     cdef void *zp = cnp.PyArray_DATA(a)
@@ -217,7 +217,7 @@ def log1_array(const double[::1] x, double[::1] out):
     if x.shape[0] == 0:
         return
     with nogil:
-        cs_log1_array_d(&x[0], &out[0], x.shape[0])
+        cs_log1_array(&x[0], &out[0], x.shape[0])
 
 
 # ---------------------------------------------------------------- SIMD dispatch

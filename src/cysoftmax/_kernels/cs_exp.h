@@ -15,7 +15,7 @@
  *   file with -ffast-math (-fassociative-math would fold the add away).
  * - ln2 is split into a high part with trailing zero bits (n * LN2_HI is
  *   exact) and a low correction, so r carries no cancellation error.
- * - exp(r) = 1 + (r + r^2 q(r)), q a minimax polynomial (cs_exp_poly_*
+ * - exp(r) = 1 + (r + r^2 q(r)), q a minimax polynomial (cs_exp_core_*
  *   below); approximation error < 0.2 ulp on |r| <= ln2/2.
  * - 2^n is applied as two factors 2^(n1) * 2^(n2), n1 + n2 = n, each a
  *   normal number, so subnormal results underflow gradually (a single
@@ -48,14 +48,25 @@ static inline uint32_t cs_bits_f(float x) { uint32_t u; memcpy(&u, &x, 4); retur
 static inline float cs_from_bits_f(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
 
 /*
- * exp(r) on |r| <= ln2/2 as 1 + (r + r^2 q(r)), q the minimax polynomial
- * (Remez, mpmath at 60 digits, tools/exp_minimax.py) for (exp(r) - 1 - r)/r^2:
- * degree 9 in double, 4 in float, approximation error 0.16 / 0.18 ulp of the
- * result.  (Taylor needed degree 11 / 5 for a similar error: two and one
- * multiply-adds more per element, on the kernels' critical work.)
+ * The common core of both exps below: the range reduction and the
+ * polynomial.  Returns exp(r) and, in *kd, x / ln2 + shift rounded, whose
+ * low mantissa bits hold n.  exp(r) on |r| <= ln2/2 is 1 + (r + r^2 q(r)), q
+ * the minimax polynomial (Remez, mpmath at 60 digits, tools/exp_minimax.py)
+ * for (exp(r) - 1 - r)/r^2: degree 9 in double, 4 in float, approximation
+ * error 0.16 / 0.18 ulp of the result.  (Taylor needed degree 11 / 5 for a
+ * similar error: two and one multiply-adds more per element.)
  */
-static inline double cs_exp_poly_d(double r)
+#define CS_SHIFT_D 0x1.8p52                      /* 1.5 * 2^52 */
+#define CS_SHIFT_F 0x1.8p23f                     /* 1.5 * 2^23 */
+
+static inline double cs_exp_core_d(double x, double *kd_out)
 {
+    const double log2e = 0x1.71547652b82fep0;
+    const double ln2_hi = 0x1.62e42fee00000p-1;  /* 32 trailing zero bits */
+    const double ln2_lo = 0x1.a39ef35793c76p-33;
+    double kd = x * log2e + CS_SHIFT_D;
+    double nd = kd - CS_SHIFT_D;                 /* n = round(x / ln2), exact */
+    double r = (x - nd * ln2_hi) - nd * ln2_lo;
     double q = 0x1.af632bd579fc1p-26;
     q = q * r + 0x1.28918606e1a89p-22;
     q = q * r + 0x1.71ddf6b35affep-19;
@@ -66,31 +77,34 @@ static inline double cs_exp_poly_d(double r)
     q = q * r + 0x1.5555555553d62p-5;
     q = q * r + 0x1.5555555555558p-3;
     q = q * r + 0x1.0000000000001p-1;
+    *kd_out = kd;
     return 1.0 + (r + (r * r) * q);
 }
 
-static inline float cs_exp_poly_f(float r)
+static inline float cs_exp_core_f(float x, float *kd_out)
 {
+    const float log2e = 0x1.715476p0f;
+    const float ln2_hi = 0x1.63p-1f;             /* 0.693359375, 9 bits */
+    const float ln2_lo = -0x1.bd0106p-13f;       /* ln2 - ln2_hi */
+    float kd = x * log2e + CS_SHIFT_F;
+    float nd = kd - CS_SHIFT_F;
+    float r = (x - nd * ln2_hi) - nd * ln2_lo;
     float q = 0x1.6d754cp-10f;
     q = q * r + 0x1.120b72p-7f;
     q = q * r + 0x1.5554b8p-5f;
     q = q * r + 0x1.5554dcp-3f;
     q = q * r + 0.5f;
+    *kd_out = kd;
     return 1.0f + (r + (r * r) * q);
 }
 
 static inline double cs_exp_d(double x)
 {
-    const double shift = 0x1.8p52;               /* 1.5 * 2^52 */
-    const double log2e = 0x1.71547652b82fep0;
-    const double ln2_hi = 0x1.62e42fee00000p-1;  /* 32 trailing zero bits */
-    const double ln2_lo = 0x1.a39ef35793c76p-33;
+    const double shift = CS_SHIFT_D;
     x = x > 710.0 ? 710.0 : x;                   /* exp(710) > DBL_MAX -> inf */
     x = x < -746.0 ? -746.0 : x;                 /* exp(-746) rounds to 0 */
-    double kd = x * log2e + shift;
-    double nd = kd - shift;                      /* n = round(x / ln2), exact */
-    double r = (x - nd * ln2_hi) - nd * ln2_lo;
-    double p = cs_exp_poly_d(r);
+    double kd, p = cs_exp_core_d(x, &kd);
+    double nd = kd - shift;
     /* split n = n1 + n2 without a (non-SSE2) arithmetic shift: n1 = round(n/2) */
     double n1d = (nd * 0.5 + shift) - shift;
     double n2d = nd - n1d;
@@ -101,16 +115,11 @@ static inline double cs_exp_d(double x)
 
 static inline float cs_exp_f(float x)
 {
-    const float shift = 0x1.8p23f;               /* 1.5 * 2^23 */
-    const float log2e = 0x1.715476p0f;
-    const float ln2_hi = 0x1.63p-1f;             /* 0.693359375, 9 bits */
-    const float ln2_lo = -0x1.bd0106p-13f;       /* ln2 - ln2_hi */
+    const float shift = CS_SHIFT_F;
     x = x > 89.0f ? 89.0f : x;                   /* exp(89) > FLT_MAX -> inf */
     x = x < -104.0f ? -104.0f : x;               /* exp(-104) rounds to 0 */
-    float kd = x * log2e + shift;
+    float kd, p = cs_exp_core_f(x, &kd);
     float nd = kd - shift;
-    float r = (x - nd * ln2_hi) - nd * ln2_lo;
-    float p = cs_exp_poly_f(r);
     float n1d = (nd * 0.5f + shift) - shift;
     float n2d = nd - n1d;
     uint32_t b1 = (cs_bits_f(n1d + shift) - cs_bits_f(shift) + 127u) << 23;
@@ -123,8 +132,8 @@ static inline float cs_exp_f(float x)
  * lo = CS_EXP_NR_LO_F/D (or NaN), where every result is a normal number.
  * Then the clamps and the two-factor scaling are dead weight: 2^n is one
  * normal factor built straight from the rounded kd.  About 13 vector
- * operations instead of 33 (float); the polynomial, n and r are the same
- * as above, so the result is bit-identical to cs_exp_f/d on that range.
+ * operations instead of 33 (float); the core is the same as above, so the
+ * result is bit-identical to cs_exp_f/d on that range (tests/test_exp.py).
  * The row kernels use it when (row min - row max) >= lo, else cs_exp_f/d.
  */
 #define CS_EXP_NR_LO_F (-87.0f)     /* n >= -126: 2^n and the result are normal */
@@ -132,30 +141,16 @@ static inline float cs_exp_f(float x)
 
 static inline double cs_exp_nr_d(double x)
 {
-    const double shift = 0x1.8p52;
-    const double log2e = 0x1.71547652b82fep0;
-    const double ln2_hi = 0x1.62e42fee00000p-1;
-    const double ln2_lo = 0x1.a39ef35793c76p-33;
-    double kd = x * log2e + shift;
-    double nd = kd - shift;
-    double r = (x - nd * ln2_hi) - nd * ln2_lo;
-    double p = cs_exp_poly_d(r);
+    double kd, p = cs_exp_core_d(x, &kd);
     /* the low bits of kd hold n + 2^51 (two's complement in the mantissa) */
-    uint64_t b = (cs_bits_d(kd) - cs_bits_d(shift) + 1023u) << 52;
+    uint64_t b = (cs_bits_d(kd) - cs_bits_d(CS_SHIFT_D) + 1023u) << 52;
     return p * cs_from_bits_d(b);
 }
 
 static inline float cs_exp_nr_f(float x)
 {
-    const float shift = 0x1.8p23f;
-    const float log2e = 0x1.715476p0f;
-    const float ln2_hi = 0x1.63p-1f;
-    const float ln2_lo = -0x1.bd0106p-13f;
-    float kd = x * log2e + shift;
-    float nd = kd - shift;
-    float r = (x - nd * ln2_hi) - nd * ln2_lo;
-    float p = cs_exp_poly_f(r);
-    uint32_t b = (cs_bits_f(kd) - cs_bits_f(shift) + 127u) << 23;
+    float kd, p = cs_exp_core_f(x, &kd);
+    uint32_t b = (cs_bits_f(kd) - cs_bits_f(CS_SHIFT_F) + 127u) << 23;
     return p * cs_from_bits_f(b);
 }
 

@@ -235,15 +235,17 @@ void cs_exp_array_##S(const T *x, T *out, ptrdiff_t n)                          
 void cs_exp_nr_array_##S(const T *x, T *out, ptrdiff_t n)                          \
 {                                                                                   \
     get_active()->cs_exp_nr_array_##S(x, out, n);                                   \
-}                                                                                   \
-void cs_log1_array_##S(const double *x, double *out, ptrdiff_t n)                  \
-{                                                                                   \
-    get_active()->cs_log1_array_##S(x, out, n);                                     \
-}                                                                                   \
-int cs_labels_ok_##S(const ptrdiff_t *y, ptrdiff_t n, ptrdiff_t m)                  \
-{                                                                                   \
-    return get_active()->cs_labels_ok_##S(y, n, m);                                 \
 }
 
 CS_DEFINE_ROWS(float, f)
 CS_DEFINE_ROWS(double, d)
+
+int cs_labels_ok(const ptrdiff_t *y, ptrdiff_t n, ptrdiff_t m)
+{
+    return get_active()->cs_labels_ok(y, n, m);
+}
+
+void cs_log1_array(const double *x, double *out, ptrdiff_t n)
+{
+    get_active()->cs_log1_array(x, out, n);
+}

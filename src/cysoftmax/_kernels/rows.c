@@ -41,3 +41,23 @@
 #undef CS_EXP
 #undef CS_EXP_NR
 #undef CS_EXP_LO
+
+/* the kernels that do not depend on T (rows.h, CS_UNTYPED_KERNELS) */
+#define CS_VNAME_(name, v) name##_##v
+#define CS_VNAME(name, v) CS_VNAME_(name, v)
+
+int CS_VNAME(cs_labels_ok, CS_VARIANT)(const ptrdiff_t *y, ptrdiff_t n, ptrdiff_t m)
+{
+    int bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (ptrdiff_t i = 0; i < n; i++)
+        bad |= (size_t)y[i] >= (size_t)m;   /* a negative label wraps to huge */
+    return !bad;
+}
+
+void CS_VNAME(cs_log1_array, CS_VARIANT)(const double *x, double *out, ptrdiff_t n)
+{
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = cs_log1_d(x[i]);
+}

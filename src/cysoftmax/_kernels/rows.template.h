@@ -20,18 +20,9 @@
 #define CS_CAT3(a, b, c) CS_CAT3_(a, b, c)
 #define FN(name) CS_CAT3(name, S, CS_VARIANT)
 
-/* max of a row; NaN entries are skipped (their effect comes through s). */
-static inline T FN(row_max)(const T *z, ptrdiff_t m)
-{
-    T r = -(T)INFINITY;
-#pragma omp simd reduction(max : r)
-    for (ptrdiff_t j = 0; j < m; j++)
-        r = z[j] > r ? z[j] : r;
-    return r;
-}
-
-/* max of a row, and whether every exp(z_j - max) is in CS_EXP_NR's range
-   (a NaN or infinite min or max answers no) */
+/* max of a row (NaN entries are skipped: their effect comes through s),
+   and whether every exp(z_j - max) is in CS_EXP_NR's range (a NaN or
+   infinite min or max answers no) */
 static inline T FN(row_max_nr)(const T *z, ptrdiff_t m, int *nr)
 {
     T r = -(T)INFINITY, lo = (T)INFINITY;
@@ -492,26 +483,6 @@ void FN(cs_exp_nr_array)(const T *x, T *out, ptrdiff_t n)
 #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++)
         out[i] = CS_EXP_NR(x[i]);
-}
-
-/* 1 when every label is in [0, m), else 0: the range check of the Python
-   fast path (vectorized here; the same in both instantiations) */
-int FN(cs_labels_ok)(const ptrdiff_t *y, ptrdiff_t n, ptrdiff_t m)
-{
-    int bad = 0;
-#pragma omp simd reduction(| : bad)
-    for (ptrdiff_t i = 0; i < n; i++)
-        bad |= (size_t)y[i] >= (size_t)m;   /* a negative label wraps to huge */
-    return !bad;
-}
-
-/* the kernels' log of a row sum (cs_log1_d, s >= 1), for testing; the
-   same in the float and double instantiations */
-void FN(cs_log1_array)(const double *x, double *out, ptrdiff_t n)
-{
-#pragma omp simd
-    for (ptrdiff_t i = 0; i < n; i++)
-        out[i] = cs_log1_d(x[i]);
 }
 
 #undef FN
