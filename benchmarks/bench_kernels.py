@@ -77,6 +77,16 @@ CHECK_TOL = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
 
 # ---------------------------------------------------------------- NumPy peers
 
+
+def print_notes(notes, md):
+    """The notes under a report: a Markdown list with --markdown (lines
+    starting with two spaces become sub-items), else plain lines."""
+    if md:
+        print("\n".join(f"- {n}" if not n.startswith("  ") else f"  - {n.strip()}"
+                        for n in notes))
+    else:
+        print("\n".join(notes))
+
 def np_softmax(z):
     """Plain NumPy softmax over the last axis: max-subtract, exp, sum, divide."""
     e = z - z.max(axis=-1, keepdims=True)
@@ -436,11 +446,7 @@ def run_simd_variants(args, variants, parent_build):
         notes.extend("  " + w for w in failures)
     notes.append(f"total time {time.perf_counter() - t_start:.0f} s for "
                  f"{len(variants)} variant{'s' if len(variants) != 1 else ''}")
-    if md:
-        print("\n".join(f"- {n}" if not n.startswith("  ") else f"  - {n.strip()}"
-                        for n in notes))
-    else:
-        print("\n".join(notes))
+    print_notes(notes, md)
 
     if args.json:
         with open(args.json, "w") as f:
@@ -636,11 +642,7 @@ def main(argv=None):
         load = "; load avg at end " + " ".join(f"{v:.2f}" for v in load_end)
     total_s = time.perf_counter() - t_start
     notes.append(f"total benchmark time {total_s:.0f} s{load}")
-    if md:
-        print("\n".join(f"- {n}" if not n.startswith("  ") else f"  - {n.strip()}"
-                        for n in notes))
-    else:
-        print("\n".join(notes))
+    print_notes(notes, md)
 
     if args.json:
         from cysoftmax import _softmax

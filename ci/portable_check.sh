@@ -33,18 +33,9 @@ work=${CYSOFTMAX_PORTABLE_DIR:-${TMPDIR:-/tmp}/cysoftmax-portable-check}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONNOUSERSITE=1
 start=$SECONDS
 
-step() { printf '\n== portable check: %s\n' "$*"; }
-# this machine's pip configuration warns about absent local indexes: not ours
-quiet_pip() { grep -v "^WARNING: Location 'file:" || true; }
-# run a noisy command with its output in a log; show the log's end on failure
-logged() {
-  local log=$1; shift
-  if ! "$@" >> "$log" 2>&1; then
-    tail -n 80 "$log"
-    echo "FAILED: $* (log: $log)"
-    return 1
-  fi
-}
+ci_name="portable check"
+# shellcheck source=ci/_lib.sh
+. "$repo/ci/_lib.sh"
 
 case "$work" in
   "$repo"|"$repo"/*) echo "CYSOFTMAX_PORTABLE_DIR must be outside the source tree" >&2; exit 2 ;;
@@ -53,12 +44,7 @@ rm -rf "$work"
 mkdir -p "$work/src" "$work/run" "$work/dist"
 
 step "snapshot of the working tree -> $work/src"
-if git -C "$repo" rev-parse --is-inside-work-tree > /dev/null 2>&1; then
-  (cd "$repo" && git ls-files -z --cached --others --exclude-standard) |
-    (cd "$repo" && xargs -0 cp --parents -t "$work/src" 2>/dev/null || true)
-else
-  (cd "$repo" && tar --exclude=./build --exclude=./.git -cf - .) | (cd "$work/src" && tar -xf -)
-fi
+snapshot_tree "$repo" "$work/src"
 echo "$(find "$work/src" -type f | wc -l) files"
 
 step "fresh virtual environment with the build requirements"

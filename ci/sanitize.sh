@@ -20,6 +20,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=ci/_lib.sh
+. "$repo/ci/_lib.sh"
 python=${PYTHON:-python3}
 work=${CYSOFTMAX_SANITIZE_DIR:-${TMPDIR:-/tmp}/cysoftmax-sanitize}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -38,14 +40,7 @@ rm -rf "$work"
 mkdir -p "$work/src" "$work/run"
 
 echo "== sources (with Cython bounds checks) -> $work/src"
-# tracked files and new, not-ignored ones (the working tree as it is); outside
-# a git checkout, everything but build products
-if git -C "$repo" rev-parse --is-inside-work-tree > /dev/null 2>&1; then
-  (cd "$repo" && git ls-files -z --cached --others --exclude-standard) |
-    (cd "$repo" && xargs -0 cp --parents -t "$work/src" 2>/dev/null || true)
-else
-  (cd "$repo" && tar --exclude=./build --exclude=./.git -cf - .) | (cd "$work/src" && tar -xf -)
-fi
+snapshot_tree "$repo" "$work/src"
 # Cython's `# cython:` header directives win over -X on the command line, so
 # switch the checks on in the copies' headers themselves
 for f in "$work"/src/src/cysoftmax/*.pyx; do

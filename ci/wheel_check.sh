@@ -30,18 +30,9 @@ work=${WHEEL_CHECK_DIR:-${TMPDIR:-/tmp}/cysoftmax-wheel-check}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONNOUSERSITE=1
 start=$SECONDS
 
-step() { printf '\n== wheel check: %s\n' "$*"; }
-# this machine's pip configuration warns about absent local indexes: not ours
-quiet_pip() { grep -v "^WARNING: Location 'file:" || true; }
-# run a noisy command with its output in a log; show the log's end on failure
-logged() {
-  local log=$1; shift
-  if ! "$@" > "$log" 2>&1; then
-    tail -n 80 "$log"
-    echo "FAILED: $* (log: $log)"
-    return 1
-  fi
-}
+ci_name="wheel check"
+# shellcheck source=ci/_lib.sh
+. "$repo/ci/_lib.sh"
 
 rm -rf "$work"
 mkdir -p "$work"
