@@ -1,7 +1,7 @@
 """Out-of-core training from an np.memmap.
 
 `fit` and `partial_fit` read a memory-mapped X through its file, slice by
-slice (classifier._MappedFile): the NaN/inf check, each epoch (in slices of
+slice (_mmap._MappedFile): the NaN/inf check, each epoch (in slices of
 whole mini-batches) and the early-stopping validation rows.  The model is
 the one the in-memory array gives, bit for bit; the resident memory stays
 one slice, not the file (the slow test measures it on a 500 MB memmap).
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from cysoftmax import Classifier, classifier
+from cysoftmax import Classifier, _mmap
 from cysoftmax.datasets import load_fashion_mnist_sample
 
 
@@ -30,20 +30,20 @@ def sample():
 @pytest.fixture
 def small_slices(monkeypatch):
     """Slices of a few batches, so that small data takes many of them."""
-    monkeypatch.setattr(classifier, "_MAPPED_SLICE_BYTES", 64 * 784 * 4)
+    monkeypatch.setattr(_mmap, "_MAPPED_SLICE_BYTES", 64 * 784 * 4)
 
 
 @pytest.fixture
 def sliced_epochs(monkeypatch):
     """Counts the epochs that went through the file, slice by slice."""
     calls = []
-    original = classifier._MappedFile.run_epoch
+    original = _mmap._MappedFile.run_epoch
 
     def spy(self, *args):
         calls.append(self.X.shape)
         return original(self, *args)
 
-    monkeypatch.setattr(classifier._MappedFile, "run_epoch", spy)
+    monkeypatch.setattr(_mmap._MappedFile, "run_epoch", spy)
     return calls
 
 
@@ -201,7 +201,7 @@ def test_interrupt_finishes_the_epoch(tmp_path, sample, small_slices):
 
     order = np.random.default_rng(0).permutation(len(X)).astype(np.intp)
     y_idx = np.searchsorted(clf.classes_, y).astype(np.intp)
-    with classifier._MappedFile.open(np.asarray(mm)) as f:
+    with _mmap._MappedFile.open(np.asarray(mm)) as f:
         with pytest.raises(KeyboardInterrupt):
             f.run_epoch(Interrupting(), y_idx, None, order, 50, 1e-3)
     # slices of one batch (64 rows' worth of bytes): all 24 of them ran

@@ -16,7 +16,7 @@ from ._validation import check_labels, check_sample_weight
 
 __all__ = ["forward", "backprop"]
 
-_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+_ACTIVATIONS = tuple(_dense.ACTIVATIONS)      # the one table: names -> compiled codes
 
 
 def _float_array(a, name, ndim):

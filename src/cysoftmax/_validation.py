@@ -19,6 +19,7 @@ __all__ = [
     "check_labels",
     "check_sample_weight",
     "check_reduction",
+    "check_sparse_structure",
     "rows_view",
 ]
 
@@ -211,3 +212,47 @@ def check_reduction(reduction, name="reduction"):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{name} must be one of {_REDUCTIONS}; got {reduction!r}")
     return reduction
+
+
+def check_sparse_structure(X, name="X"):
+    """A CSR/CSC matrix `X` as an aligned CSR matrix, after checking its index arrays.
+
+    The compiled gather scatters ``data[q]`` into column ``indices[q]`` of
+    rows ``indptr[r]:indptr[r+1]`` without bounds checks, and scipy checks
+    only the lengths of these arrays when a matrix is built from them (and
+    nothing when they are edited afterwards): out-of-range or negative
+    indices, or an indptr that decreases or runs past the data, would read
+    or write outside the buffers.  Checked before ``tocsr`` too (scipy's
+    conversion trusts them as well), and once: the engine trusts a matrix
+    that passed here.  `X` itself is never changed; its arrays are copied
+    when one sits at an odd address (NumPy allows it; the gather reads whole
+    elements).
+    """
+    major, minor = X.shape if X.format == "csr" else X.shape[::-1]
+    data, indices, indptr = X.data, X.indices, X.indptr
+    problem = None
+    if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
+        problem = "data, indices and indptr must be 1-D"
+    elif indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
+        problem = f"indices ({indices.dtype}) and indptr ({indptr.dtype}) must be integers"
+    elif indptr.shape[0] != major + 1:
+        problem = f"indptr has {indptr.shape[0]} entries; expected {major + 1}"
+    elif indptr[0] != 0:
+        problem = "indptr must start with 0"
+    elif indices.shape[0] != data.shape[0]:
+        problem = "indices and data must have the same length"
+    elif indptr[-1] > indices.shape[0]:
+        problem = "indptr runs past the end of indices and data"
+    elif major and (np.diff(indptr) < 0).any():
+        problem = "indptr must be non-decreasing"
+    else:
+        used = indices[:int(indptr[-1])]
+        if used.size and (used.min() < 0 or used.max() >= minor):
+            problem = f"indices must be in [0, {minor})"
+    if problem is not None:
+        raise ValueError(f"{name} is a malformed sparse matrix: {problem}")
+    if X.format != "csr":
+        X = X.tocsr()
+    if not all(a.flags.aligned for a in (X.data, X.indices, X.indptr)):
+        X = X.copy()
+    return X

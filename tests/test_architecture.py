@@ -1,0 +1,223 @@
+"""The layout's rules, and the small objects the estimator delegates to.
+
+* The learning-rate schedule and the plateau rule (``_schedule``) against
+  scikit-learn's own ``SGDOptimizer`` / ``AdamOptimizer`` and
+  ``MLPClassifier._update_no_improvement_count`` (an independent reference:
+  the rules we promise to match).
+* The one-way import flow of DESIGN.md: no module imports one above it.
+* One activation table: every Python-level list of activation names is the
+  compiled engine's.
+"""
+
+import ast
+import io
+import pathlib
+import re
+import types
+
+import numpy as np
+import pytest
+from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
+
+import cysoftmax
+from cysoftmax import _dense, _network_api, _persistence, classifier
+from cysoftmax._schedule import LearningRateSchedule, plateau_update
+
+SRC = pathlib.Path(cysoftmax.__file__).resolve().parent
+
+
+# ------------------------------------------------------------ learning rate
+def _sklearn_optimizer(solver, schedule, lr, power_t):
+    params = [np.zeros(1)]
+    if solver == "sgd":
+        return SGDOptimizer(params, lr, schedule, momentum=0.0, power_t=power_t)
+    return AdamOptimizer(params, lr)
+
+
+@pytest.mark.parametrize("solver,schedule", [
+    ("sgd", "constant"), ("sgd", "invscaling"), ("sgd", "adaptive"),
+    ("adam", "constant"), ("adam", "invscaling"), ("adam", "adaptive")])
+def test_schedule_matches_sklearn_optimizers(solver, schedule):
+    """Rates and stop decisions over a run of epochs with plateaus, bit for bit."""
+    lr, power_t = 0.05, 0.37
+    ours = LearningRateSchedule(solver, schedule, lr, power_t)
+    ref = _sklearn_optimizer(solver, schedule, lr, power_t)
+    t = 0
+    rng = np.random.default_rng(0)
+    for epoch in range(40):
+        assert ours.epoch_rate == ref.learning_rate, epoch
+        t += int(rng.integers(1, 500))
+        ours.iteration_ends(t)
+        ref.iteration_ends(t)
+        if epoch % 3 == 2:          # a plateau every third epoch
+            stop, ref_stop = ours.trigger_stopping("m", False), ref.trigger_stopping("m", False)
+            assert stop == ref_stop, epoch
+            if stop:
+                break
+    else:
+        assert solver == "sgd" and schedule == "adaptive"
+    if solver == "sgd" and schedule == "adaptive":
+        # it ran down to the floor (1e-6) and then stopped, as scikit-learn
+        assert ours.rate <= 1e-6 and ours.trigger_stopping("m", False)
+
+
+def test_schedule_carries_rate_and_reads_current_init():
+    """A scheduled rate lives on across calls; an unscheduled one is the current
+    learning_rate_init (set_params between partial_fit calls takes effect)."""
+    s = LearningRateSchedule("sgd", "invscaling", 0.1, 0.5, rate=0.0123)
+    assert s.epoch_rate == 0.0123
+    s = LearningRateSchedule("sgd", "constant", 0.1, 0.5, rate=0.0123)
+    assert s.epoch_rate == 0.1
+    s = LearningRateSchedule("adam", "invscaling", 0.002, 0.5, rate=0.5)
+    assert s.epoch_rate == 0.002
+
+
+def test_trigger_stopping_verbose_messages(capsys):
+    s = LearningRateSchedule("sgd", "adaptive", 0.01, 0.5)
+    assert not s.trigger_stopping("plateau.", True)
+    assert capsys.readouterr().out == "plateau. Setting learning rate to 0.002000\n"
+    s = LearningRateSchedule("adam", "constant", 0.01, 0.5)
+    assert s.trigger_stopping("plateau.", True)
+    assert capsys.readouterr().out == "plateau. Stopping.\n"
+
+
+def _sklearn_count(values, tol, early):
+    """MLPClassifier's own rule, run on a sequence of losses or scores."""
+    est = MLPClassifier(tol=tol)
+    est._no_improvement_count = 0
+    est.best_loss_ = np.inf
+    est.best_validation_score_ = -np.inf
+    est.loss_curve_, est.validation_scores_ = [], []
+    est.coefs_, est.intercepts_ = [np.zeros(1)], [np.zeros(1)]
+    counts = []
+    for v in values:
+        if early:
+            est._score = types.MethodType(lambda self, X, y, sample_weight=None, v=v: v, est)
+        else:
+            est.loss_curve_.append(v)
+        est._update_no_improvement_count(early, None, None, None)
+        counts.append((est._no_improvement_count,
+                       est.best_validation_score_ if early else est.best_loss_))
+    return counts
+
+
+@pytest.mark.parametrize("early", [False, True])
+def test_plateau_update_matches_mlpclassifier(early):
+    rng = np.random.default_rng(1)
+    # small steps around tol, ties, improvements and setbacks
+    values = np.cumsum(rng.choice([-2e-4, -5e-5, 0.0, 5e-5, 2e-4], size=200))
+    values = (1.0 + values).tolist()
+    tol = 1e-4
+    count, best, got = 0, (-np.inf if early else np.inf), []
+    for v in values:
+        count, improved = plateau_update(count, best, v, tol, maximize=early)
+        if improved:
+            best = v
+        got.append((count, best))
+    assert got == _sklearn_count(values, tol, early)
+
+
+def test_plateau_rule_is_used_by_the_estimator(monkeypatch):
+    """Breaking the rule breaks training's stopping: the estimator goes through it."""
+    from cysoftmax.datasets import load_fashion_mnist_sample
+    X, y = load_fashion_mnist_sample("train")
+    X, y = X[:600], y[:600]
+    kw = dict(hidden_layer_sizes=(8,), max_iter=50, random_state=0, tol=1e9,
+              n_iter_no_change=2)
+    # epoch 1 sets the best loss; epochs 2-4 count 1, 2, 3 > n_iter_no_change
+    assert cysoftmax.Classifier(**kw).fit(X, y).n_iter_ == 4
+    monkeypatch.setattr(classifier, "plateau_update", lambda count, best, v, tol, maximize:
+                        (0, True))
+    with pytest.warns(Warning, match="Maximum iterations"):
+        assert cysoftmax.Classifier(**kw).fit(X, y).n_iter_ == 50
+
+
+# ------------------------------------------------------------------ layering
+# DESIGN.md's flow, lowest first: a module may import only modules of a
+# lower rank (row kernels -> engine -> public functions / estimator parts ->
+# estimator -> package).
+RANKS = {
+    "_version": 0, "_softmax": 1, "_dense": 2, "_validation": 3,
+    "_api": 4, "_network_api": 4,
+    "_mmap": 5, "_schedule": 5, "_trainer": 6, "_inputs": 6,
+    "_persistence": 7, "classifier": 8, "datasets": 8, "__init__": 9,
+}
+
+
+def _imports(path):
+    """cysoftmax modules a .py or .pyx file imports (relative or absolute)."""
+    text = path.read_text()
+    names = set()
+    if path.suffix == ".py":
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1 and node.module is None:
+                    names.update(a.name for a in node.names)
+                elif node.level == 1:
+                    names.add(node.module.split(".")[0])
+                elif node.module and node.module.startswith("cysoftmax."):
+                    names.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                names.update(a.name.split(".")[1] for a in node.names
+                             if a.name.startswith("cysoftmax."))
+    else:
+        for m in re.finditer(r"^\s*from\s+\.(\w*)\s+c?import\s+(\w+)", text, re.M):
+            names.add(m.group(1) or m.group(2))
+    return names
+
+
+def test_every_module_has_a_rank():
+    modules = {p.stem for p in SRC.glob("*.py")} | {p.stem for p in SRC.glob("*.pyx")}
+    assert modules <= set(RANKS), f"give these a place in the layers: {modules - set(RANKS)}"
+
+
+@pytest.mark.parametrize("path", sorted(SRC.glob("*.py")) + sorted(SRC.glob("*.pyx")),
+                         ids=lambda p: p.name)
+def test_no_module_imports_one_above_it(path):
+    me = RANKS[path.stem]
+    up = {m for m in _imports(path) if m in RANKS and RANKS[m] >= me and m != path.stem}
+    assert not up, f"{path.name} (rank {me}) imports {sorted(up)}: not below it"
+
+
+@pytest.mark.parametrize("path", sorted(SRC.glob("*.py")) + sorted(SRC.glob("*.pyx")),
+                         ids=lambda p: p.name)
+def test_every_module_says_what_it_owns(path):
+    text = path.read_text()
+    if path.suffix == ".py":
+        doc = ast.get_docstring(ast.parse(text))
+    else:
+        doc = text.split('"""')[1] if text.lstrip().startswith(('"""', "#")) and '"""' in text \
+            else None
+    assert doc and len(doc.split()) >= 12, f"{path.name} needs a docstring of what it owns"
+
+
+def test_one_activation_table():
+    """The estimator's constraint and forward/backprop's check use the engine's table."""
+    names = set(_dense.ACTIVATIONS)
+    assert set(_network_api._ACTIVATIONS) == names
+    constraint = classifier.Classifier._parameter_constraints["activation"][0]
+    assert set(constraint.options) == names
+
+
+# -------------------------------------------------------------- persistence
+def test_loader_bounds_n_layers_with_a_true_message():
+    """n_layers beyond the bound is refused before anything is read, and the
+    message says the range (it used to say 'must be >= 1')."""
+    from cysoftmax.datasets import load_fashion_mnist_sample
+    X, y = load_fashion_mnist_sample("train")
+    clf = cysoftmax.Classifier(hidden_layer_sizes=(4,), max_iter=1, random_state=0)
+    with pytest.warns(Warning):
+        clf.fit(X[:300], y[:300])
+    buf = io.BytesIO()
+    clf.save(buf)
+    buf.seek(0)
+    members = dict(np.load(buf, allow_pickle=False))
+    for bad in (0, _persistence.MAX_LAYERS + 1, 10 ** 12):
+        members["n_layers"] = np.array(bad)
+        out = io.BytesIO()
+        np.savez(out, **members)
+        out.seek(0)
+        with pytest.raises(ValueError, match=rf"n_layers must be in \[1, "
+                                             rf"{_persistence.MAX_LAYERS}\]; got {bad}"):
+            cysoftmax.load(out)
