@@ -84,21 +84,11 @@ def _jsonable(v):
 
 
 def read(path, estimator_class):
-    """Read a model written by `write` as an `estimator_class` (see :func:`cysoftmax.load`).
+    """A model written by `write`, built as an `estimator_class`.
 
-    Only plain numeric and string arrays are read (``allow_pickle=False``), so
-    a file from an untrusted source cannot run code; a file that is not a
-    valid model (not an ``.npz``, missing keys, wrong shapes or dtypes,
-    non-finite weights, invalid parameters) raises ``ValueError``.  A missing
-    or unreadable file raises ``OSError`` as ``open`` does.
-
-    Parameters
-    ----------
-    path : str, path-like or readable binary file
-
-    Returns
-    -------
-    Classifier
+    The contract (what is refused, and as which exception) is
+    :func:`cysoftmax.load`'s: ``ValueError`` for anything that is not a
+    valid model, ``OSError`` as ``open`` raises it.
     """
     name = getattr(path, "name", path)
     if hasattr(path, "read"):
