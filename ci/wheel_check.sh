@@ -240,7 +240,8 @@ step "mypy --strict on a typed usage example (the wheel's stubs and py.typed), t
 "${nocc[@]}" python -m mypy --strict --no-incremental typing_example.py
 "${nocc[@]}" python typing_example.py
 step "stubtest: the stubs match the installed modules"
-"${nocc[@]}" python -m mypy.stubtest cysoftmax --ignore-missing-stub --ignore-disjoint-bases
+"${nocc[@]}" python -m mypy.stubtest cysoftmax --ignore-missing-stub --ignore-disjoint-bases \
+    --mypy-config-file "$repo/ci/stubtest_mypy.ini"
 
 step "the oldest supported numpy, scipy, scikit-learn (ci/oldest_deps.sh)"
 cd "$repo"
