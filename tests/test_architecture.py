@@ -10,6 +10,7 @@
 """
 
 import ast
+import inspect
 import io
 import pathlib
 import re
@@ -91,12 +92,14 @@ def _sklearn_count(values, tol, early):
     est.loss_curve_, est.validation_scores_ = [], []
     est.coefs_, est.intercepts_ = [np.zeros(1)], [np.zeros(1)]
     counts = []
+    n_args = len(inspect.signature(est._update_no_improvement_count).parameters)
     for v in values:
         if early:
             est._score = types.MethodType(lambda self, X, y, sample_weight=None, v=v: v, est)
         else:
             est.loss_curve_.append(v)
-        est._update_no_improvement_count(early, None, None, None)
+        # scikit-learn < 1.7 has no sample_weight argument
+        est._update_no_improvement_count(early, *[None] * (n_args - 1))
         counts.append((est._no_improvement_count,
                        est.best_validation_score_ if early else est.best_loss_))
     return counts
