@@ -6,7 +6,7 @@ Every contender starts from the same weights and trains one epoch of plain
 mini-batch SGD (momentum 0, L2 alpha=1e-4 as scikit-learn's default,
 learning rate 0.01) on a fresh shuffle:
 
-  ours     ``Workspace.run_epoch``: one nogil call per epoch
+  ours     ``Trainer.run_epoch``: one nogil call per epoch
   floor    the same 8 gemm calls per batch (3 forward, 2 for the deltas, 3 for
            the weight gradients with the update folded in, same alpha/beta),
            made from Python through ``scipy.linalg.blas`` on preallocated
@@ -43,7 +43,7 @@ import numpy as np
 import scipy
 import scipy.linalg.blas as blas
 
-from cysoftmax._dense import Workspace
+from cysoftmax._engine import Trainer
 
 SIZES = [784, 256, 128, 10]
 LR = 0.01
@@ -298,9 +298,9 @@ def main(argv=None):
         for bs in batch_sizes:
             c0, i0 = init_params(dtype)
             coefs, ints = [c.copy() for c in c0], [b.copy() for b in i0]
-            ws = Workspace(coefs, ints, bs, "relu", "sgd", ALPHA, LR, 0.0)
+            ws = Trainer(coefs, ints, bs, "relu", "sgd", ALPHA, LR, 0.0)
             ca, ia = [c.copy() for c in c0], [b.copy() for b in i0]
-            ws_adam = Workspace(ca, ia, bs, "relu", "adam", ALPHA, 1e-3)
+            ws_adam = Trainer(ca, ia, bs, "relu", "adam", ALPHA, 1e-3)
             floor = Floor(dtype, bs, c0)
             cn, inn = [c.copy() for c in c0], [b.copy() for b in i0]
             t_epoch = make_torch(dtype, c0, i0, bs, args.threads) if have_torch else None

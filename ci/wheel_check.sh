@@ -143,9 +143,9 @@ allowed = re.compile(r"cysoftmax/([A-Za-z_]+\.(py|pyi)|_(softmax|dense)\..*\.so|
 stray = [n for n in pkg if not allowed.match(n)]
 assert not stray, f"unexpected files in the package: {stray}"
 for need in ["__init__.py", "__init__.pyi", "_version.py", "py.typed", "_softmax.pyi",
-             "_dense.pyi", "classifier.pyi", "datasets.pyi"]:
+             "_engine.pyi", "classifier.pyi", "datasets.pyi"]:
     assert f"cysoftmax/{need}" in names, f"cysoftmax/{need} missing from the wheel"
-for mod in ["_softmax", "_dense"]:
+for mod in ["_softmax", "_engine"]:
     assert any(re.match(rf"cysoftmax/{mod}\..*\.so$", n) for n in names), f"{mod} missing"
 data = [n for n in pkg if n.startswith("cysoftmax/data/")]
 assert len(data) == 5, data
@@ -215,10 +215,10 @@ import importlib.metadata, os, shutil, sys, sysconfig
 for tool in ("cc", "gcc", "c++", "g++", "clang", "ld"):
     assert shutil.which(tool) is None, f"{tool} is on PATH: {shutil.which(tool)}"
 import cysoftmax
-from cysoftmax import _dense, _softmax
+from cysoftmax import _engine, _softmax
 site = os.path.realpath(sysconfig.get_paths()["platlib"])
 src = os.path.realpath(os.environ["CYSOFTMAX_SOURCE_TREE"])
-for m in (cysoftmax, _softmax, _dense):
+for m in (cysoftmax, _softmax, _engine):
     f = os.path.realpath(m.__file__)
     assert f.startswith(site + os.sep) and not f.startswith(src + os.sep), f
     print(f"{m.__name__:20s} {m.__file__}")

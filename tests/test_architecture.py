@@ -7,6 +7,9 @@
 * The one-way import flow of DESIGN.md: no module imports one above it.
 * One activation table: every Python-level list of activation names is the
   compiled engine's.
+* One network validator: `forward`/`backprop`, the compiled trainer and the
+  ``.npz`` loader all refuse a broken network through
+  ``_validation.check_network`` (breaking it breaks all three).
 """
 
 import ast
@@ -22,7 +25,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
 import cysoftmax
-from cysoftmax import _dense, _network_api, _persistence, classifier
+from cysoftmax import _engine, _network_api, _persistence, _validation, classifier
 from cysoftmax._schedule import LearningRateSchedule, plateau_update
 
 SRC = pathlib.Path(cysoftmax.__file__).resolve().parent
@@ -137,19 +140,25 @@ def test_plateau_rule_is_used_by_the_estimator(monkeypatch):
 
 
 # ------------------------------------------------------------------ layering
-# DESIGN.md's flow, lowest first: a module may import only modules of a
-# lower rank (row kernels -> engine -> public functions / estimator parts ->
-# estimator -> package).
+# DESIGN.md's flow, lowest first: a module may import (or cimport) only
+# modules of a lower rank (checks and C declarations -> row kernels and BLAS
+# -> engine parts -> engine -> public functions / estimator parts ->
+# estimator -> package).  The .pxd files of the engine parts count as
+# modules.
 RANKS = {
-    "_version": 0, "_softmax": 1, "_dense": 2, "_validation": 3,
-    "_api": 4, "_network_api": 4,
-    "_mmap": 5, "_schedule": 5, "_trainer": 6, "_inputs": 6,
-    "_persistence": 7, "classifier": 8, "datasets": 8, "__init__": 9,
+    "_version": 0, "_validation": 1, "_kernels": 1,
+    "_softmax": 2, "_blas": 2,
+    "_layers": 3, "_optim": 3, "_batches": 3,
+    "_engine": 4,
+    "_api": 5, "_network_api": 5,
+    "_mmap": 6, "_schedule": 6, "_trainer": 7, "_inputs": 7,
+    "_persistence": 8, "classifier": 9, "datasets": 9, "__init__": 10,
 }
+SOURCES = sorted(SRC.glob("*.py")) + sorted(SRC.glob("*.pyx")) + sorted(SRC.glob("*.pxd"))
 
 
 def _imports(path):
-    """cysoftmax modules a .py or .pyx file imports (relative or absolute)."""
+    """cysoftmax modules a .py, .pyx or .pxd file (c)imports (relative or absolute)."""
     text = path.read_text()
     names = set()
     if path.suffix == ".py":
@@ -171,36 +180,152 @@ def _imports(path):
 
 
 def test_every_module_has_a_rank():
-    modules = {p.stem for p in SRC.glob("*.py")} | {p.stem for p in SRC.glob("*.pyx")}
+    modules = {p.stem for p in SOURCES}
     assert modules <= set(RANKS), f"give these a place in the layers: {modules - set(RANKS)}"
 
 
-@pytest.mark.parametrize("path", sorted(SRC.glob("*.py")) + sorted(SRC.glob("*.pyx")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_no_module_imports_one_above_it(path):
     me = RANKS[path.stem]
     up = {m for m in _imports(path) if m in RANKS and RANKS[m] >= me and m != path.stem}
     assert not up, f"{path.name} (rank {me}) imports {sorted(up)}: not below it"
 
 
-@pytest.mark.parametrize("path", sorted(SRC.glob("*.py")) + sorted(SRC.glob("*.pyx")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
 def test_every_module_says_what_it_owns(path):
     text = path.read_text()
     if path.suffix == ".py":
         doc = ast.get_docstring(ast.parse(text))
-    else:
+    elif path.suffix == ".pyx":
         doc = text.split('"""')[1] if text.lstrip().startswith(('"""', "#")) and '"""' in text \
             else None
+    else:       # a .pxd: its leading comment block
+        lines = text.splitlines()
+        doc = " ".join(ln.lstrip("# ") for ln in lines[:next(
+            (i for i, ln in enumerate(lines) if not ln.startswith("#")), len(lines))])
     assert doc and len(doc.split()) >= 12, f"{path.name} needs a docstring of what it owns"
 
 
 def test_one_activation_table():
     """The estimator's constraint and forward/backprop's check use the engine's table."""
-    names = set(_dense.ACTIVATIONS)
+    names = set(_engine.ACTIVATIONS)
     assert set(_network_api._ACTIVATIONS) == names
     constraint = classifier.Classifier._parameter_constraints["activation"][0]
     assert set(constraint.options) == names
+
+
+# ------------------------------------------------------- one network check
+def _tiny_net():
+    rng = np.random.default_rng(0)
+    coefs = [rng.standard_normal((3, 4)), rng.standard_normal((4, 2))]
+    return rng.standard_normal((5, 3)), coefs, [np.zeros(4), np.zeros(2)]
+
+
+def test_one_network_validator(monkeypatch):
+    """The public functions, the trainer and the loader all go through
+    ``check_network``: a sentinel planted in it reaches all three."""
+    X, coefs, intercepts = _tiny_net()
+    buf = io.BytesIO()
+    cysoftmax.Classifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(
+        X, [0, 1, 0, 1, 1]).save(buf)
+
+    class Sentinel(ValueError):
+        pass
+
+    def planted(*args, **kwargs):
+        raise Sentinel("planted")
+
+    for mod in (_validation, _engine, _network_api, _persistence):
+        if hasattr(mod, "check_network"):
+            monkeypatch.setattr(mod, "check_network", planted)
+    calls = {
+        "forward": lambda: cysoftmax.forward(X, coefs, intercepts),
+        "backprop": lambda: cysoftmax.backprop(X, [0, 1, 0, 1, 1], coefs, intercepts),
+        "Trainer": lambda: _engine.Trainer(coefs, intercepts, 4),
+    }
+    for name, call in calls.items():
+        with pytest.raises(Sentinel):
+            call()
+    buf.seek(0)
+    with pytest.raises(ValueError, match="planted"):
+        cysoftmax.load(buf)
+
+
+@pytest.mark.parametrize("convert", [True, False])
+def test_check_network_refuses_what_breaks_the_engine(convert):
+    """Each defect raises the documented exception and names the array."""
+    X, coefs, intercepts = _tiny_net()
+    ok = _validation.check_network(coefs, intercepts, convert=convert, min_classes=2)
+    assert [a is b for a, b in zip(ok[0] + ok[1], coefs + intercepts)] == [True] * 4
+    W0, W1 = coefs
+    b0, b1 = intercepts
+    cases = [
+        ([W0], [b0, b1], ValueError, "coefs has 1 layers but intercepts has 2"),
+        ([W0, W1[:3]], [b0, b1], ValueError,
+         r"coefs\[1\] has 3 rows but coefs\[0\] columns is 4"),
+        ([W0, W1], [b0[:3], b1], ValueError,
+         r"intercepts\[0\] has 3 entries but coefs\[0\] has 4 columns"),
+        ([W0, W1[:, :1].copy()], [b0, b1[:1]], ValueError, "needs at least 2 classes"),
+        ([W0[:0]], [b0], ValueError, r"coefs\[0\] has no rows"),
+        ([W0, W1.astype(np.float32)], [b0, b1], TypeError,
+         r"float32 for coefs\[1\]" if convert else r"coefs\[1\] has dtype float32"),
+    ]
+    if not convert:
+        cases.append(([W0, W1[:, ::-1]], [b0, b1], ValueError,
+                      r"coefs\[1\] must be C-contiguous"))
+    for c, b, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            _validation.check_network(c, b, convert=convert, min_classes=2,
+                                      dtype=None if convert else np.float64)
+    if convert:     # a strided view is copied, C-contiguous
+        got = _validation.check_network([W0, W1[:, ::-1]], [b0, b1])[0][1]
+        assert got.flags.c_contiguous and np.array_equal(got, W1[:, ::-1])
+    bad = [coefs[0].copy(), coefs[1]]
+    bad[0][1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"coefs\[0\] holds non-finite"):
+        _validation.check_network(bad, intercepts, finite=True, convert=convert)
+    if not convert:
+        ro = [coefs[0].copy(), coefs[1]]
+        ro[0].flags.writeable = False
+        with pytest.raises(ValueError, match=r"coefs\[0\] is read-only"):
+            _validation.check_network(ro, intercepts, convert=False, writeable=True)
+        with pytest.raises(TypeError, match=r"intercepts\[1\] must be a numpy array"):
+            _validation.check_network(coefs, [intercepts[0], [0.0, 0.0]], convert=False)
+
+
+def test_one_choice_validator():
+    """activation, solver, output and reduction are checked by one rule:
+    a non-string is a TypeError, an unknown string a ValueError."""
+    X, coefs, intercepts = _tiny_net()
+    out = np.empty((5, 2))
+    for call in (lambda v: cysoftmax.forward(X, coefs, intercepts, activation=v),
+                 lambda v: _engine.Trainer(coefs, intercepts, 4, v),
+                 lambda v: _engine.Trainer(coefs, intercepts, 4, "relu", v),
+                 lambda v: _engine.forward_into(X, coefs, intercepts, "relu", out, v),
+                 lambda v: cysoftmax.nll_loss(X, [0] * 5, reduction=v)):
+        with pytest.raises(ValueError, match="must be one of"):
+            call("nonesuch")
+        with pytest.raises(TypeError, match="must be one of"):
+            call(3)
+
+
+def test_one_weight_rescaling():
+    """Huge and subnormal weights give the same loss as weights near one,
+    through nll_loss and backprop alike (the power-of-two rescaling)."""
+    X, coefs, intercepts = _tiny_net()
+    y = [0, 1, 0, 1, 1]
+    w = np.array([1.0, 2.0, 0.5, 3.0, 1.5])
+    z = X[:, :2]
+    ref = cysoftmax.nll_loss(z, y, sample_weight=w)
+    # backprop: weights and alpha scaled alike leave the loss unchanged (alpha a power of
+    # two, so alpha * s is exact even where it is subnormal)
+    ref_b = cysoftmax.backprop(X, y, coefs, intercepts, sample_weight=w, alpha=0.125)
+    for s in (2.0 ** 1000, 2.0 ** -1060):
+        assert cysoftmax.nll_loss(z, y, sample_weight=w * s) == ref
+        got = cysoftmax.backprop(X, y, coefs, intercepts, sample_weight=w * s, alpha=0.125 * s)
+        assert got[0] == ref_b[0]
+        assert all(np.array_equal(g, r) for g, r in zip(got[1], ref_b[1]))
+    assert _validation.rescale_weights(w * 2.0 ** 1000, 0.1)[1] == 0.1 * 2.0 ** -1002
 
 
 # -------------------------------------------------------------- persistence

@@ -422,13 +422,13 @@ def test_partial_fit_keeps_optimizer_state_across_workspace_rebuilds(small):
     for clf in (a, fresh):
         with pytest.warns(UserWarning, match="clipped"):
             clf.partial_fit(X[:30], y[:30], classes=np.arange(10))     # one batch of 30
-        assert clf._workspace.max_batch == 30
-    fresh._workspace = None                # what a lost optimizer state would look like
+        assert clf._trainer_cache.max_batch == 30
+    fresh._trainer_cache = None                # what a lost optimizer state would look like
     for clf in (a, fresh):
         clf.partial_fit(X[30:330], y[30:330])                          # 5 batches of <= 64
-    assert a._workspace.max_batch == 64
-    assert a._workspace.optimizer_state["t"] == 1 + 5
-    assert fresh._workspace.optimizer_state["t"] == 5
+    assert a._trainer_cache.max_batch == 64
+    assert a._trainer_cache.optimizer_state["t"] == 1 + 5
+    assert fresh._trainer_cache.optimizer_state["t"] == 5
     assert not same_weights(a, fresh)
 
 

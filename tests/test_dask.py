@@ -211,10 +211,10 @@ def test_model_and_workspace_cross_processes(client, data):
     assert_array_equal(remote.predict_proba(X[:50]), local.predict_proba(X[:50]))
 
     # the compiled workspace alone: pickled with its weights and optimizer state
-    from cysoftmax._dense import Workspace
+    from cysoftmax._engine import Trainer
     coefs = [c.copy() for c in clf.coefs_]
     intercepts = [b.copy() for b in clf.intercepts_]
-    ws = Workspace(coefs, intercepts, 50, solver="adam")
+    ws = Trainer(coefs, intercepts, 50, solver="adam")
     order = np.arange(500, dtype=np.intp)
     yy = y[:500].astype(np.intp)
     ws_remote, loss_remote = client.submit(_train_workspace, ws, X[:500], yy, order,

@@ -11,7 +11,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from cysoftmax import _dense
+from cysoftmax import _engine
 from cysoftmax._network_api import backprop, forward
 
 from _reference import (ref_activations, ref_backprop, ref_softmax, rss_bytes,
@@ -190,9 +190,9 @@ def test_forward_into_logits_and_log_proba():
     coefs, intercepts = random_net(rng, [5, 6, 3])
     z = ref_activations(X, coefs, intercepts, "relu")[-1]
     out = np.empty((30, 3))
-    _dense.forward_into(X, coefs, intercepts, "relu", out, "logits")
+    _engine.forward_into(X, coefs, intercepts, "relu", out, "logits")
     np.testing.assert_allclose(out, z, rtol=1e-13, atol=1e-15)
-    _dense.forward_into(X, coefs, intercepts, "relu", out, "log_proba")
+    _engine.forward_into(X, coefs, intercepts, "relu", out, "log_proba")
     np.testing.assert_allclose(out, np.log(ref_softmax(z)), rtol=1e-13, atol=1e-15)
 
 
@@ -299,7 +299,7 @@ OPTIMIZERS = [
 
 
 def _opt_ws(coefs, intercepts, solver, kw, lr=0.05):
-    return _dense.Workspace(coefs, intercepts, 8, "relu", solver, 0.0, lr,
+    return _engine.Trainer(coefs, intercepts, 8, "relu", solver, 0.0, lr,
                             kw.get("momentum", 0.9), kw.get("nesterovs_momentum", True),
                             kw.get("beta_1", 0.9), kw.get("beta_2", 0.999),
                             kw.get("epsilon", 1e-8))
@@ -362,7 +362,7 @@ def test_adam_bias_correction_step_1_and_10():
     W = rng.standard_normal((3, 2))
     b = rng.standard_normal(2)
     W0, b0 = W.copy(), b.copy()
-    ws = _dense.Workspace([W], [b], 4, "relu", "adam", 0.0, 0.01, 0.9, True, 0.9, 0.999, 1e-8)
+    ws = _engine.Trainer([W], [b], 4, "relu", "adam", 0.0, 0.01, 0.9, True, 0.9, 0.999, 1e-8)
     gW = rng.standard_normal((3, 2))
     gb = rng.standard_normal(2)
     ws.apply_gradients([gW], [gb])
@@ -401,7 +401,7 @@ def test_step_is_backprop_then_update(solver, kw, alpha, weighted):
     w = rng.uniform(0.1, 2, n) if weighted else None
     coefs, intercepts = random_net(rng, [5, 6, 4, 3])
     params0 = [p.copy() for p in coefs + intercepts]
-    ws = _dense.Workspace(coefs, intercepts, 12, "tanh", solver, alpha, 0.05,
+    ws = _engine.Trainer(coefs, intercepts, 12, "tanh", solver, alpha, 0.05,
                           kw.get("momentum", 0.9), kw.get("nesterovs_momentum", True),
                           kw.get("beta_1", 0.9), kw.get("beta_2", 0.999), kw.get("epsilon", 1e-8))
     batches = [rng.choice(n, 12, replace=False), rng.choice(n, 7, replace=False)]
@@ -438,7 +438,7 @@ def test_gradient_descent_decreases_loss_monotonically(activation, dtype):
     n = len(y)
     rng = np.random.default_rng(1)
     coefs, intercepts = random_net(rng, [2, 8, 3], dtype)
-    ws = _dense.Workspace(coefs, intercepts, n, activation, "sgd", 0.0, 0.05, 0.0)
+    ws = _engine.Trainer(coefs, intercepts, n, activation, "sgd", 0.0, 0.05, 0.0)
     idx = np.arange(n)
     losses = [ws.step(X, y, None, idx) / n for _ in range(300)]
     assert np.all(np.diff(losses) < 0), "full-batch gradient descent must decrease the loss"
@@ -474,8 +474,8 @@ def test_run_epoch_equals_sequence_of_steps():
     w = rng.uniform(0, 2, n)
     c1, i1 = random_net(rng, [4, 7, 3], np.float32)
     c2, i2 = [c.copy() for c in c1], [b.copy() for b in i1]
-    ws1 = _dense.Workspace(c1, i1, 10, "relu", "adam", 1e-3, 0.01)
-    ws2 = _dense.Workspace(c2, i2, 10, "relu", "adam", 1e-3, 0.01)
+    ws1 = _engine.Trainer(c1, i1, 10, "relu", "adam", 1e-3, 0.01)
+    ws2 = _engine.Trainer(c2, i2, 10, "relu", "adam", 1e-3, 0.01)
     order = rng.permutation(n)
     total = ws1.run_epoch(X, y, w, order, 10)
     total2 = sum(ws2.step(X, y, w, order[s:s + 10]) for s in range(0, n, 10))
@@ -497,7 +497,7 @@ def test_run_epoch_with_csr_equals_dense():
     ref = None
     for variant in ("dense", "csr32", "csr64", "csr_array"):
         coefs, intercepts = random_net(np.random.default_rng(6), [9, 5, 4])
-        ws = _dense.Workspace(coefs, intercepts, 16, "relu", "sgd", 0.01, 0.1, 0.5)
+        ws = _engine.Trainer(coefs, intercepts, 16, "relu", "sgd", 0.01, 0.1, 0.5)
         if variant == "dense":
             Xv = X
         elif variant == "csr_array":
@@ -509,7 +509,7 @@ def test_run_epoch_with_csr_equals_dense():
             Xv.indptr = Xv.indptr.astype(dt)
         total = ws.run_epoch(Xv, y, None, order, 16)
         out = np.empty((n, 4))
-        _dense.forward_into(Xv, coefs, intercepts, "relu", out, "proba")
+        _engine.forward_into(Xv, coefs, intercepts, "relu", out, "proba")
         got = (total, [c.copy() for c in coefs + intercepts], out)
         if ref is None:
             ref = got
@@ -529,7 +529,7 @@ def test_run_epoch_subset_order_and_zero_weight_batches():
     w[:5] = 0
     coefs, intercepts = random_net(rng, [3, 4, 2])
     before = [p.copy() for p in coefs + intercepts]
-    ws = _dense.Workspace(coefs, intercepts, 5, "relu", "sgd", 0.1, 0.1, 0.0)
+    ws = _engine.Trainer(coefs, intercepts, 5, "relu", "sgd", 0.1, 0.1, 0.0)
     # a batch of zero-weight rows has no mean: it is skipped, nothing changes
     assert ws.run_epoch(X, y, w, np.arange(5), 5) == 0.0
     for a, b in zip(coefs + intercepts, before):
@@ -543,7 +543,7 @@ def test_workspace_updates_the_callers_arrays_in_place():
     rng = np.random.default_rng(8)
     coefs, intercepts = random_net(rng, [3, 4, 2])
     ids = [id(p) for p in coefs + intercepts]
-    ws = _dense.Workspace(coefs, intercepts, 4, "relu", "sgd", 0.0, 0.1, 0.0)
+    ws = _engine.Trainer(coefs, intercepts, 4, "relu", "sgd", 0.0, 0.1, 0.0)
     assert [id(p) for p in ws.coefs + ws.intercepts] == ids
     before = coefs[0].copy()
     ws.step(rng.standard_normal((4, 3)), np.array([0, 1, 0, 1]), None, np.arange(4))
@@ -557,7 +557,7 @@ def test_workspace_pickle_roundtrip_continues_identically():
     X = rng.standard_normal((n, 4))
     y = rng.integers(0, 3, n)
     coefs, intercepts = random_net(rng, [4, 6, 3])
-    ws = _dense.Workspace(coefs, intercepts, 10, "logistic", "adam", 1e-2, 0.01,
+    ws = _engine.Trainer(coefs, intercepts, 10, "logistic", "adam", 1e-2, 0.01,
                           0.9, True, 0.8, 0.99, 1e-7)
     order = rng.permutation(n)
     ws.run_epoch(X, y, None, order, 10)
@@ -579,7 +579,7 @@ def test_workspace_pickle_roundtrip_continues_identically():
     for a, b in zip(coefs + intercepts, est2["coefs_"] + est2["intercepts_"]):
         np.testing.assert_array_equal(a, b)
     # momentum state too
-    ws3 = _dense.Workspace(coefs, intercepts, 10, "relu", "sgd", 0.0, 0.01, 0.9)
+    ws3 = _engine.Trainer(coefs, intercepts, 10, "relu", "sgd", 0.0, 0.01, 0.9)
     ws3.run_epoch(X, y, None, order, 10)
     ws4 = pickle.loads(pickle.dumps(ws3))
     for a, b in zip(ws3.optimizer_state["velocities"], ws4.optimizer_state["velocities"]):
@@ -593,7 +593,7 @@ def test_workspace_step_allocates_nothing():
     y = rng.integers(0, 5, n).astype(np.intp)
     w = rng.uniform(0.5, 1, n)
     coefs, intercepts = random_net(rng, [2048, 16, 8, 5], np.float32)
-    ws = _dense.Workspace(coefs, intercepts, 32, "relu", "adam", 1e-4, 1e-3)
+    ws = _engine.Trainer(coefs, intercepts, 32, "relu", "adam", 1e-4, 1e-3)
     idx = rng.permutation(n)[:32].astype(np.intp)
     order = rng.permutation(n).astype(np.intp)
     for _ in range(20):                       # warm-up: first-use allocations
@@ -627,7 +627,7 @@ def test_workspace_step_allocates_nothing():
 
 def test_workspace_gradient_mode_and_squared_norm():
     X, y, coefs, intercepts, w = random_problem(11, 2, "relu", n=12)
-    ws = _dense.Workspace(coefs, intercepts, 12, "relu", None, 0.5)
+    ws = _engine.Trainer(coefs, intercepts, 12, "relu", None, 0.5)
     total, sw = ws.gradient(X, y, w)
     rloss, rgW, rgb = ref_backprop(X, y, coefs, intercepts, "relu", 0.5, w)
     assert sw == pytest.approx(w.sum())
@@ -647,7 +647,7 @@ def test_workspace_errors():
     coefs, intercepts = random_net(rng, [3, 4, 2])
     X = rng.standard_normal((10, 3))
     y = rng.integers(0, 2, 10)
-    ws = _dense.Workspace(coefs, intercepts, 4, "relu", "sgd")
+    ws = _engine.Trainer(coefs, intercepts, 4, "relu", "sgd")
     with pytest.raises(ValueError, match="batch_size"):
         ws.run_epoch(X, y, None, np.arange(10), 5)
     with pytest.raises(ValueError, match="order"):
@@ -669,11 +669,11 @@ def test_workspace_errors():
     with pytest.raises(ValueError, match="read-only"):
         ro = [c.copy() for c in coefs]
         ro[0].flags.writeable = False
-        _dense.Workspace(ro, intercepts, 4)
+        _engine.Trainer(ro, intercepts, 4)
     with pytest.raises(ValueError, match="solver"):
-        _dense.Workspace(coefs, intercepts, 4, "relu", "lbfgs")
+        _engine.Trainer(coefs, intercepts, 4, "relu", "lbfgs")
     with pytest.raises(ValueError, match="intercepts\\[0\\]"):
-        _dense.Workspace(coefs, [intercepts[0][:2], intercepts[1]], 4)
+        _engine.Trainer(coefs, [intercepts[0][:2], intercepts[1]], 4)
     with pytest.raises(ValueError, match="shapes"):
         ws.bind(*random_net(rng, [3, 5, 2]))
 
@@ -832,7 +832,7 @@ def test_malformed_csr_is_an_error_not_a_crash():
     X = sp.random(20, 6, density=0.5, format="csr", random_state=0)
     y = rng.integers(0, 2, 20)
     coefs, intercepts = random_net(rng, [6, 4, 2])
-    ws = _dense.Workspace(coefs, intercepts, 8, "relu", "sgd")
+    ws = _engine.Trainer(coefs, intercepts, 8, "relu", "sgd")
     out = np.empty((20, 2))
     bad_col = X.copy()
     bad_col.indices[3] = 6                        # a column outside [0, 6)
@@ -844,4 +844,4 @@ def test_malformed_csr_is_an_error_not_a_crash():
         with pytest.raises(ValueError, match="malformed CSR"):
             ws.run_epoch(Xb, y, None, np.arange(20), 8)
         with pytest.raises(ValueError, match="malformed CSR"):
-            _dense.forward_into(Xb, coefs, intercepts, "relu", out, "proba")
+            _engine.forward_into(Xb, coefs, intercepts, "relu", out, "proba")

@@ -187,7 +187,7 @@ def test_interrupt_finishes_the_epoch(tmp_path, sample, small_slices):
     mm = _memmap(tmp_path, X)
     clf = Classifier(**PARAMS).partial_fit(X[:100], y[:100], classes=np.unique(y))
     ref = Classifier(**PARAMS).partial_fit(X[:100], y[:100], classes=np.unique(y))
-    ws, ws_ref = clf._workspace, ref._workspace
+    ws, ws_ref = clf._trainer_cache, ref._trainer_cache
 
     class Interrupting:
         calls = 0

@@ -17,6 +17,7 @@ from ._validation import (
     check_out,
     check_reduction,
     check_sample_weight,
+    rescale_weights,
     rows_view,
 )
 
@@ -209,11 +210,7 @@ def _prepare_nll(logits, y, sample_weight, reduction):
     y = check_labels(y, n, m)
     w = check_sample_weight(sample_weight, n, reduction)
     if w is not None and reduction == "mean" and n:
-        # The weighted mean does not change when every weight is scaled by
-        # the same power of two, and that scaling is exact: bring the largest
-        # weight into [0.5, 1) so that sum(w), 1/sum(w) and w_i C_i can
-        # neither overflow (huge weights) nor underflow (subnormal weights).
-        w = np.ldexp(w, -np.frexp(w.max())[1])
+        w, _ = rescale_weights(w)      # exact; keeps sum(w) and 1/sum(w) in range
     return np.ascontiguousarray(z), y, w, reduction
 
 

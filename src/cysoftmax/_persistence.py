@@ -3,12 +3,14 @@ security-sensitive reader, kept alone so that it can be reviewed alone.
 
 Owns the file format (``format=1``): `save` writes plain numeric and string
 arrays; `load` reads them back with ``allow_pickle=False`` and checks every
-member (keys, kinds, shapes, dtypes, finiteness, the layers' chain, the
-parameters through the estimator's own constraints) before a model is
+member (keys, kinds, shapes, dtypes, finiteness and the layers' chain
+through ``_validation.check_network``, the parameters through the
+estimator's own constraints) before a model is
 built, so a file from an untrusted source can neither run code nor make us
 allocate more than its members' declared sizes.  It builds the estimator
 class it is given (`classifier.load` passes `Classifier`): it imports
-``_inputs`` (the check of ``hidden_layer_sizes``), never the estimator.
+``_inputs`` (the check of ``hidden_layer_sizes``) and ``_validation``, never
+the estimator.
 """
 
 import json
@@ -19,6 +21,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._inputs import hidden_sizes
+from ._validation import check_network
 from ._version import __version__
 
 __all__ = ["write", "read", "SAVE_FORMAT", "MAX_LAYERS"]
@@ -174,24 +177,10 @@ def _from_npz(data, estimator_class):
     n_layers = int(_scalar(data, "n_layers", "iu"))
     if not 1 <= n_layers <= MAX_LAYERS:
         raise ValueError(f"n_layers must be in [1, {MAX_LAYERS}]; got {n_layers}")
-    coefs, intercepts = [], []
-    for i in range(n_layers):
-        c, b = data[f"coef_{i}"], data[f"intercept_{i}"]
-        if c.dtype not in (np.float32, np.float64) or c.ndim != 2 or 0 in c.shape:
-            raise ValueError(f"coef_{i} must be a non-empty 2-D float32/float64 array; "
-                             f"got {c.dtype} {c.shape}")
-        if b.dtype != c.dtype or b.shape != (c.shape[1],):
-            raise ValueError(f"intercept_{i} must be 1-D, length {c.shape[1]}, {c.dtype}; "
-                             f"got {b.dtype} {b.shape}")
-        if coefs and coefs[-1].shape[1] != c.shape[0]:
-            raise ValueError(f"coef_{i} has {c.shape[0]} rows; the layer below has "
-                             f"{coefs[-1].shape[1]} units")
-        if coefs and c.dtype != coefs[0].dtype:
-            raise ValueError("the layers do not share one dtype")
-        if not (np.isfinite(c).all() and np.isfinite(b).all()):
-            raise ValueError(f"coef_{i} / intercept_{i} hold non-finite values")
-        coefs.append(np.array(c, order="C"))
-        intercepts.append(np.array(b, order="C"))
+    coefs = [data[f"coef_{i}"] for i in range(n_layers)]
+    intercepts = [data[f"intercept_{i}"] for i in range(n_layers)]
+    coefs, intercepts = check_network(coefs, intercepts, min_classes=2, finite=True,
+                                      names=("coef", "intercept"), item="{}_{}")
     hidden = [c.shape[1] for c in coefs[:-1]]
     if list(hidden_sizes(clf)) != hidden:
         raise ValueError(f"hidden_layer_sizes {clf.hidden_layer_sizes} does not match the "

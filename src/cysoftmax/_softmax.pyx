@@ -9,6 +9,7 @@ without the GIL.  Rows of length 0 and empty batches never reach a kernel.
 """
 from cython cimport floating
 cimport numpy as cnp
+from ._kernels cimport *
 import numpy as np
 
 cnp.import_array()

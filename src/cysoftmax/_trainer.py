@@ -1,4 +1,4 @@
-"""The estimator's link to the compiled trainer (``_dense.Workspace``).
+"""The estimator's link to the compiled trainer (``_engine.Trainer``).
 
 Owns the trainer cache of a `Classifier`: which hyper-parameters make a
 trainer (`config`), when a kept one can be reused, and how the optimizer
@@ -10,7 +10,7 @@ estimator module.
 
 import numpy as np
 
-from ._dense import Workspace
+from ._engine import Trainer
 from ._mmap import _MappedFile
 
 __all__ = ["config", "trainer_for", "run_epoch"]
@@ -31,41 +31,42 @@ def config(est):
 
 
 def trainer_for(est, batch_size, incremental):
-    """The workspace bound to coefs_/intercepts_ for this call.
+    """The trainer bound to coefs_/intercepts_ for this call.
 
     `fit` starts a fresh optimizer (as MLPClassifier); `partial_fit` keeps
-    the optimizer state, also when the workspace must be rebuilt (a larger
+    the optimizer state, also when the trainer must be rebuilt (a larger
     batch, changed hyper-parameters, or after unpickling).
     """
     cfg = config(est)
-    ws = getattr(est, "_workspace", None)
-    if (incremental and ws is not None and ws.max_batch >= batch_size
-            and getattr(est, "_workspace_key", None) == cfg):
-        ws.bind(est.coefs_, est.intercepts_)
-        return ws
+    trainer = getattr(est, "_trainer_cache", None)
+    if (incremental and trainer is not None and trainer.max_batch >= batch_size
+            and getattr(est, "_trainer_key", None) == cfg):
+        trainer.bind(est.coefs_, est.intercepts_)
+        return trainer
     carry = None
     if incremental:
-        carry = ws.optimizer_state if ws is not None else getattr(est, "_optimizer_state", None)
-    new = Workspace(est.coefs_, est.intercepts_, batch_size,
+        carry = (trainer.optimizer_state if trainer is not None
+                 else getattr(est, "_optimizer_state", None))
+    new = Trainer(est.coefs_, est.intercepts_, batch_size,
                     learning_rate_init=float(est.learning_rate_init), **cfg)
     if carry and same_form(carry, new.optimizer_state):
         new.set_optimizer_state(carry)
-    est._workspace = new
-    est._workspace_key = cfg
+    est._trainer_cache = new
+    est._trainer_key = cfg
     est._optimizer_state = None
     return new
 
 
-def run_epoch(ws, X, y, sample_weight, order, batch_size, lr):
+def run_epoch(trainer, X, y, sample_weight, order, batch_size, lr):
     """One epoch in compiled code; X on a memory-mapped file is read slice by slice."""
     with _MappedFile.open(X) as f:
         if f is not None:
-            return f.run_epoch(ws, y, sample_weight, order, batch_size, lr)
-    return ws.run_epoch(X, y, sample_weight, order, batch_size, lr)
+            return f.run_epoch(trainer, y, sample_weight, order, batch_size, lr)
+    return trainer.run_epoch(X, y, sample_weight, order, batch_size, lr)
 
 
 def same_form(state, target):
-    """True when an optimizer state can be copied into a workspace whose state is `target`."""
+    """True when an optimizer state can be copied into a trainer whose state is `target`."""
     if set(state) != set(target):
         return False
     for key, value in target.items():

@@ -15,11 +15,14 @@ __all__ = [
     "aligned_target",
     "as_float_array",
     "check_axis",
+    "check_choice",
     "check_out",
     "check_labels",
+    "check_network",
     "check_sample_weight",
     "check_reduction",
     "check_sparse_structure",
+    "rescale_weights",
     "rows_view",
 ]
 
@@ -155,7 +158,7 @@ def _asarray(a, name, what):
                         f"{type(a).__name__} to an array: {exc}") from None
 
 
-def check_labels(y, n, m, name="y"):
+def check_labels(y, n, m, name="y", rows_of="the logits"):
     """Check class labels: integer dtype, 1-D, length n, every value in [0, m).
 
     Returns them as a C-contiguous ``np.intp`` array, safe for a kernel to
@@ -171,7 +174,7 @@ def check_labels(y, n, m, name="y"):
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-D with one label per row; got shape {y.shape}")
     if y.shape[0] != n:
-        raise ValueError(f"{name} has {y.shape[0]} labels but the logits have {n} rows")
+        raise ValueError(f"{name} has {y.shape[0]} labels but {rows_of} has {n} rows")
     if n:
         lo, hi = y.min(), y.max()
         if lo < 0 or hi >= m:
@@ -206,12 +209,20 @@ def check_sample_weight(sample_weight, n, reduction="sum", name="sample_weight")
     return w
 
 
+def check_choice(value, choices, name):
+    """`value` if it is one of `choices` (strings, and possibly None).
+
+    ``TypeError`` for a value of the wrong kind (not a string), ``ValueError``
+    for a string that is not a choice; both list the choices.
+    """
+    if (value is None or isinstance(value, str)) and value in choices:
+        return value
+    exc = ValueError if isinstance(value, str) else TypeError
+    raise exc(f"{name} must be one of {tuple(choices)}; got {value!r}")
+
+
 def check_reduction(reduction, name="reduction"):
-    if not isinstance(reduction, str):
-        raise TypeError(f"{name} must be one of {_REDUCTIONS}; got {reduction!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{name} must be one of {_REDUCTIONS}; got {reduction!r}")
-    return reduction
+    return check_choice(reduction, _REDUCTIONS, name)
 
 
 def check_sparse_structure(X, name="X"):
@@ -256,3 +267,148 @@ def check_sparse_structure(X, name="X"):
     if not all(a.flags.aligned for a in (X.data, X.indices, X.indptr)):
         X = X.copy()
     return X
+
+
+def rescale_weights(w, alpha=0.0):
+    """`w` and `alpha` scaled by one power of two that brings ``max(w)`` into [0.5, 1).
+
+    The scaling is exact and changes neither a weighted mean nor
+    ``alpha / sum(w)``, but keeps ``sum(w)``, ``1 / sum(w)`` and ``w_i C_i``
+    from overflowing (huge weights) or underflowing (subnormal ones).  When
+    `alpha` would leave the finite positive range, nothing is scaled.  `w`
+    is a checked, non-empty weight array (`check_sample_weight`).
+    """
+    e = int(np.frexp(w.max())[1])
+    scaled = float(np.ldexp(alpha, -e))
+    if not (np.isfinite(scaled) and (scaled > 0 or alpha == 0)):
+        return w, alpha
+    return np.ldexp(w, -e), scaled
+
+
+def _float_array(a, name, ndim):
+    """`a` as an ndarray of float32/float64 with `ndim` dimensions (no int conversion)."""
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:
+        raise TypeError(f"{name} must be an array of float32 or float64; could not convert "
+                        f"{type(a).__name__}: {exc}") from None
+    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
+        raise TypeError(f"{name} must be float32 or float64 (network arrays are not "
+                        f"converted between dtypes); got dtype {arr.dtype}")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D; got shape {arr.shape}")
+    return arr
+
+
+def _engine_array(a, name, ndim, dtype, writeable):
+    """`a` as the compiled engine takes it, unconverted: an aligned C-contiguous
+    ndarray of `dtype` (float32/float64 when None) with `ndim` dimensions."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array; got {type(a).__name__}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name} has dtype {a.dtype}; expected {np.dtype(dtype)}")
+    if a.dtype not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64; got dtype {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D; got shape {a.shape}")
+    if not (a.flags.c_contiguous and a.flags.aligned):
+        raise ValueError(f"{name} must be C-contiguous (and aligned)")
+    if writeable and not a.flags.writeable:
+        raise ValueError(f"{name} is read-only; the trainer updates it in place")
+    return a
+
+
+_NO_X = object()      # check_network called without an input (None is a wrong X)
+
+
+def check_network(coefs, intercepts, *, X=_NO_X, dtype=None, convert=True, writeable=False,
+                  min_classes=1, finite=False, names=("coefs", "intercepts"),
+                  item="{}[{}]"):
+    """The one check of a dense network's parameters (and its input X).
+
+    ``coefs[l]`` has shape ``(fan_in, fan_out)`` and ``intercepts[l]`` shape
+    ``(fan_out,)``; the shapes chain from X's width (or from ``coefs[0]``),
+    every layer has at least one unit, the output layer at least
+    `min_classes`, and every array has one dtype, float32 or float64
+    (`dtype` when given).  Two modes:
+
+    * ``convert=True`` (public functions, the loader): array-likes are taken
+      with `np.asarray`, byte order made native, and returned C-contiguous
+      and aligned (copied only when not already);
+    * ``convert=False`` (the compiled engine's own boundary): each must
+      already be an aligned C-contiguous ndarray, and writeable when
+      `writeable` (the trainer updates them in place).
+
+    `finite` refuses NaN and inf.  `names` are the names of the two
+    sequences and `item` the format of an entry's name in messages (the
+    loader says ``coef_0``).  Returns ``(X, coefs, intercepts)`` when X is
+    given, else ``(coefs, intercepts)``, as lists.
+    """
+    has_x = X is not _NO_X
+    for seq, seq_name in zip((coefs, intercepts), names):
+        if not isinstance(seq, (list, tuple)):
+            raise TypeError(f"{seq_name} must be a list or tuple of arrays, one per layer; "
+                            f"got {type(seq).__name__}")
+    if len(coefs) == 0:
+        raise ValueError(f"{names[0]} must hold at least one layer; got an empty sequence")
+    if len(coefs) != len(intercepts):
+        raise ValueError(f"{names[0]} has {len(coefs)} layers but {names[1]} has "
+                         f"{len(intercepts)}; they must match")
+    w_names = [item.format(names[0], l) for l in range(len(coefs))]
+    b_names = [item.format(names[1], l) for l in range(len(coefs))]
+    if convert:
+        X = _float_array(X, "X", 2) if has_x else None
+        coefs = [_float_array(W, n, 2) for W, n in zip(coefs, w_names)]
+        intercepts = [_float_array(b, n, 1) for b, n in zip(intercepts, b_names)]
+    else:
+        coefs = [_engine_array(W, n, 2, dtype, writeable) for W, n in zip(coefs, w_names)]
+        intercepts = [_engine_array(b, n, 1, dtype, writeable)
+                      for b, n in zip(intercepts, b_names)]
+
+    named = ([("X", X)] if has_x else []) + list(zip(w_names, coefs)) \
+        + list(zip(b_names, intercepts))
+    dtypes = {a.dtype for _, a in named}
+    if len(dtypes) > 1:
+        f32 = [n for n, a in named if a.dtype == np.float32]
+        f64 = [n for n, a in named if a.dtype == np.float64]
+        what = ("X, " if has_x else "") + f"{names[0]} and {names[1]}"
+        raise TypeError(f"{what} must all have one dtype, float32 or float64; got "
+                        f"float32 for {', '.join(f32)} and float64 for {', '.join(f64)}")
+    if dtype is not None and convert and coefs[0].dtype != dtype:
+        raise TypeError(f"{w_names[0]} has dtype {coefs[0].dtype}; expected {np.dtype(dtype)}")
+
+    if has_x:
+        width, prev = X.shape[1], "X's width"
+        if width == 0:
+            raise ValueError("X has no columns (features)")
+    else:
+        width, prev = coefs[0].shape[0], None
+        if width == 0:
+            raise ValueError(f"{w_names[0]} has no rows: the network needs at least one "
+                             "input feature")
+    for l, (W, b) in enumerate(zip(coefs, intercepts)):
+        if prev is not None and W.shape[0] != width:
+            raise ValueError(f"{w_names[l]} has {W.shape[0]} rows but {prev} is {width}; "
+                             "consecutive layer shapes must chain")
+        if W.shape[1] == 0:
+            raise ValueError(f"{w_names[l]} has no columns: every layer needs at least one unit")
+        if b.shape[0] != W.shape[1]:
+            raise ValueError(f"{b_names[l]} has {b.shape[0]} entries but {w_names[l]} has "
+                             f"{W.shape[1]} columns; they must match")
+        width, prev = W.shape[1], f"{w_names[l]} columns"
+    if width < min_classes:
+        raise ValueError(f"the output layer ({w_names[-1]}) has {width} unit; a softmax "
+                         f"output needs at least {min_classes} classes")
+    if finite:
+        for n, a in named:
+            if not np.isfinite(a).all():
+                raise ValueError(f"{n} holds non-finite values (NaN or inf)")
+    if convert:
+        # C-contiguous and aligned: the C kernels load whole elements (UBSan
+        # flags misaligned loads from, e.g., a view at an odd byte offset)
+        X = np.require(X, requirements=["C", "A"]) if has_x else None
+        coefs = [np.require(W, requirements=["C", "A"]) for W in coefs]
+        intercepts = [np.require(b, requirements=["C", "A"]) for b in intercepts]
+    return (X, coefs, intercepts) if has_x else (coefs, intercepts)

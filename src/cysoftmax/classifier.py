@@ -9,7 +9,7 @@ concern per module, each importing nothing above it:
 * ``_inputs``       validation of X (memmap-aware), targets, label encoding,
                     the early-stopping hold-out;
 * ``_schedule``     learning-rate schedules and the plateau rule;
-* ``_trainer``      the compiled trainer (``_dense.Workspace``): cache,
+* ``_trainer``      the compiled trainer (``_engine.Trainer``): cache,
                     optimizer-state carry-over, one epoch;
 * ``_mmap``         a memory-mapped X read through its file;
 * ``_persistence``  the ``.npz`` format and its bounded, checked reader.
@@ -18,7 +18,7 @@ The interface is MLPClassifier's (parameters, names, defaults, fitted
 attributes, stopping rules).  Each epoch is one call into the trainer,
 which gathers the shuffled mini-batches, runs forward, the fused softmax
 loss+gradient, backprop and the optimizer step without the GIL and without
-Python between batches.  Prediction is one call of ``_dense.forward_into``
+Python between batches.  Prediction is one call of ``_engine.forward_into``
 (block by block, the softmax row kernels fused at the end).
 
 The output layer is always a softmax, also for two classes (two units);
@@ -57,7 +57,7 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import _check_sample_weight
 
 from . import _inputs, _persistence, _trainer
-from ._dense import ACTIVATIONS, forward_into
+from ._engine import ACTIVATIONS, forward_into
 from ._mmap import _MappedFile
 from ._schedule import LearningRateSchedule, plateau_update
 from ._version import __version__
@@ -335,38 +335,38 @@ class Classifier(ClassifierMixin, BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
         self._best_coefs = self._best_intercepts = None
-        self._workspace = None
-        self._workspace_key = None
+        self._trainer_cache = None
+        self._trainer_key = None
         self._optimizer_state = None
         self._lr = float(self.learning_rate_init)
 
-    def _run_epoch(self, ws, X, y, sample_weight, order, batch_size, lr):
+    def _run_epoch(self, trainer, X, y, sample_weight, order, batch_size, lr):
         """One epoch in compiled code (a seam: tests patch it to simulate Ctrl-C)."""
-        return _trainer.run_epoch(ws, X, y, sample_weight, order, batch_size, lr)
+        return _trainer.run_epoch(trainer, X, y, sample_weight, order, batch_size, lr)
 
     # ------------------------------------------------------- all-or-nothing
     def _snapshot(self):
-        """Every attribute but the parameters, and the optimizer state of the workspace."""
+        """Every attribute but the parameters, and the optimizer state of the trainer."""
         params = set(self.get_params(deep=False))
         state = {k: v for k, v in self.__dict__.items() if k not in params}
-        ws = state.pop("_workspace", None)
+        trainer = state.pop("_trainer_cache", None)
         state = copy.deepcopy(state)
-        opt = copy.deepcopy(ws.optimizer_state) if ws is not None else None
-        return state, ws, opt
+        opt = copy.deepcopy(trainer.optimizer_state) if trainer is not None else None
+        return state, trainer, opt
 
     def _restore(self, snapshot):
-        state, ws, opt = snapshot
+        state, trainer, opt = snapshot
         params = set(self.get_params(deep=False))
         for k in [k for k in self.__dict__ if k not in params]:
             del self.__dict__[k]
         self.__dict__.update(state)
-        if ws is not None:
-            self._workspace = ws
+        if trainer is not None:
+            self._trainer_cache = trainer
             try:
-                ws.bind(self.coefs_, self.intercepts_)
-                ws.set_optimizer_state(opt)
-            except Exception:  # pragma: no cover - the workspace is only a cache
-                self._workspace = None
+                trainer.bind(self.coefs_, self.intercepts_)
+                trainer.set_optimizer_state(opt)
+            except Exception:  # pragma: no cover - the trainer is only a cache
+                self._trainer_cache = None
 
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         snapshot = self._snapshot()
@@ -433,10 +433,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
             self.classes_ = classes
             self._init_params(X.shape[1], len(classes), dtype, rng)
         else:
-            # e.g. after unpickling from a read-only memmap: the workspace
-            # updates the weights in place
-            self.coefs_ = [c if c.flags.writeable else c.copy() for c in self.coefs_]
-            self.intercepts_ = [b if b.flags.writeable else b.copy() for b in self.intercepts_]
+            # e.g. after unpickling from a read-only memmap, or into a Dask
+            # frame at an odd address: the trainer updates the weights in
+            # place and reads whole elements
+            self.coefs_ = [_trainable(c) for c in self.coefs_]
+            self.intercepts_ = [_trainable(b) for b in self.intercepts_]
         self._random_state = rng
         self._train(X, y_idx, sample_weight, incremental, rng)
 
@@ -479,7 +480,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
             raise ValueError("The sample weights of the training rows are all zero: "
                              "there is nothing to fit (sample weights must contain at least "
                              "one non-zero number).")
-        ws = _trainer.trainer_for(self, batch_size, incremental)
+        trainer = _trainer.trainer_for(self, batch_size, incremental)
         if not incremental or not hasattr(self, "_lr"):
             self._lr = float(self.learning_rate_init)   # a new optimizer per fit
         # the scheduled rate (sgd's invscaling/adaptive) lives on in _lr
@@ -494,9 +495,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 if self.shuffle:
                     rng.shuffle(order)
                 pending = None
-                pending = self._run_epoch(ws, X, y, sample_weight, order, batch_size,
+                pending = self._run_epoch(trainer, X, y, sample_weight, order, batch_size,
                                           schedule.epoch_rate)
-                stop = self._end_epoch(pending, ws, schedule, n, n_batches, total_w, t0,
+                stop = self._end_epoch(pending, trainer, schedule, n, n_batches, total_w, t0,
                                        early, X_val, y_val, sw_val)
                 pending = None
                 if stop or incremental:
@@ -510,7 +511,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
             # its bookkeeping was cut short, finish it, so n_iter_ and the
             # weights tell the same story
             if pending is not None:
-                self._end_epoch(pending, ws, schedule, n, n_batches, total_w, None,
+                self._end_epoch(pending, trainer, schedule, n, n_batches, total_w, None,
                                 early, X_val, y_val, sw_val)
             self._check_finite()
             warnings.warn(
@@ -520,13 +521,13 @@ class Classifier(ClassifierMixin, BaseEstimator):
                    is not None else "the last one."),
                 UserWarning)
         if early and self._best_coefs is not None:
-            # restore in place: the arrays stay the workspace's live weights
+            # restore in place: the arrays stay the trainer's live weights
             for c, best in zip(self.coefs_, self._best_coefs):
                 c[...] = best
             for b, best in zip(self.intercepts_, self._best_intercepts):
                 b[...] = best
 
-    def _end_epoch(self, data_loss, ws, schedule, n, n_batches, total_w, t0, early,
+    def _end_epoch(self, data_loss, trainer, schedule, n, n_batches, total_w, t0, early,
                    X_val, y_val, sw_val):
         """Bookkeeping of a finished epoch; True when training should stop.
 
@@ -536,7 +537,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         # the weighted mean loss plus the L2 penalty MLPClassifier adds per
         # batch, alpha/2 ||W||^2 / (batch weight) times the batch weight,
         # summed over the epoch's batches (with the end-of-epoch weights)
-        loss = (data_loss + 0.5 * self.alpha * ws.squared_norm() * n_batches) / total_w
+        loss = (data_loss + 0.5 * self.alpha * trainer.squared_norm() * n_batches) / total_w
         self._check_finite(loss)
         score = None
         if early:
@@ -594,12 +595,12 @@ class Classifier(ClassifierMixin, BaseEstimator):
         # a copy: on Python >= 3.11 the base class hands out the live
         # __dict__, and the edits below must not touch the estimator itself
         state = dict(super().__getstate__())
-        # the compiled workspace is a cache of buffers: keep only its
+        # the compiled trainer is a cache of buffers: keep only its
         # optimizer state (so partial_fit resumes where it was)
-        ws = state.pop("_workspace", None)
-        if ws is not None:
-            state["_optimizer_state"] = ws.optimizer_state
-        state.pop("_workspace_key", None)
+        trainer = state.pop("_trainer_cache", None)
+        if trainer is not None:
+            state["_optimizer_state"] = trainer.optimizer_state
+        state.pop("_trainer_key", None)
         state["_cysoftmax_version"] = __version__
         return state
 
@@ -629,6 +630,12 @@ class Classifier(ClassifierMixin, BaseEstimator):
         path : str, path-like or writable binary file
         """
         _persistence.write(self, path)
+
+
+def _trainable(a):
+    """`a` itself when the trainer can update it in place, else a copy that it can."""
+    ok = a.flags.writeable and a.flags.aligned and a.flags.c_contiguous
+    return a if ok else np.array(a, order="C")
 
 
 def load(path):

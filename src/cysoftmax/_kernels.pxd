@@ -1,4 +1,5 @@
-# Declarations of the C row kernels (rows.h), for cimport by other modules.
+# Declarations of the C row kernels (_kernels/rows.h), for cimport by the Cython
+# modules: the one place their C signatures are written down in Cython.
 cdef extern from "rows.h" nogil:
     void cs_softmax_f(const float *z, Py_ssize_t ldz, float *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
     void cs_softmax_d(const double *z, Py_ssize_t ldz, double *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)

@@ -18,7 +18,7 @@ def forward_into(
     output: Literal["logits", "proba", "log_proba"] = "proba",
 ) -> NDArray[_Float]: ...
 
-class Workspace:
+class Trainer:
     max_batch: int
     dtype: np.dtype[Any]
     activation: str
@@ -100,4 +100,3 @@ class Workspace:
         lr: float | None = None,
     ) -> None: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
-    def __setstate__(self, state: dict[str, Any]) -> None: ...

@@ -1,0 +1,25 @@
+# The engine's Trainer as Cython sees it: its C-level state (the network of
+# raw pointers, the optimizer, the owned buffers and the caller's live
+# parameter arrays) and its cdef methods.  The methods themselves, and the
+# rest of the engine, are in _engine.pyx.
+from ._layers cimport Net
+from ._optim cimport Optimizer
+
+cdef class Trainer:
+    cdef Net net                         # the network: layers of raw pointers
+    cdef Optimizer opt                   # the update rule, its hyper-parameters and step
+    cdef readonly double alpha           # L2 strength of the loss
+    cdef readonly Py_ssize_t max_batch
+    cdef readonly object dtype
+    cdef readonly str activation
+    cdef readonly object solver
+    cdef readonly double learning_rate_init
+    cdef bint _f32
+    cdef list _coefs, _intercepts        # the caller's live parameter arrays
+    cdef list _A, _D, _gW, _gb           # owned buffers (numpy, so tracemalloc sees them)
+    cdef list _s1, _s2                   # optimizer state, coefs then intercepts
+    cdef object _xbuf, _ybuf, _wbuf      # the gathered batch
+
+    cdef _set_pointers(self)
+    cdef double _checked_rate(self, lr) except? -1
+    cdef _train(self, X, y, sample_weight, order, Py_ssize_t batch_size, lr)

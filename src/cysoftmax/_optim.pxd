@@ -1,0 +1,98 @@
+# Optimizers for the engine: their configuration and their update rules.
+#
+# Owns the Solver codes, the Optimizer struct (hyper-parameters and Adam's
+# step counter: the optimizer's own state, apart from the network), and the
+# in-place update rules of scikit-learn's MLP
+# (sklearn/neural_network/_stochastic_optimizers.py): plain SGD, SGD with
+# (Nesterov) momentum, Adam.  The per-parameter state arrays (velocities,
+# moments) are the sW1/sb1/sW2/sb2 slots of each Layer.  `l2` adds the L2
+# term l2 * p to the gradient on the fly.  Calls nothing of ours.
+from cython cimport floating
+from libc.math cimport sqrt, sqrtf, pow
+
+cdef enum Solver:
+    SOLVER_NONE = 0       # gradients only, no optimizer state
+    SOLVER_SGD = 1        # plain SGD (momentum == 0): folded into the gemm
+    SOLVER_MOMENTUM = 2   # SGD with (Nesterov) momentum
+    SOLVER_ADAM = 3
+
+cdef struct Optimizer:
+    int solver            # Solver
+    bint nesterov
+    double momentum, beta_1, beta_2, epsilon
+    long long t           # Adam's time step (number of updates so far)
+
+
+cdef inline void sgd_update(floating *p, const floating *g, Py_ssize_t size,
+                            floating lr, floating l2) noexcept nogil:
+    """p += -lr * (g + l2 p)."""
+    cdef Py_ssize_t i
+    if l2 == 0:
+        for i in range(size):
+            p[i] += -lr * g[i]
+    else:
+        for i in range(size):
+            p[i] += -lr * (g[i] + l2 * p[i])
+
+
+cdef inline void momentum_update(floating *p, const floating *g, floating *vel,
+                                 Py_ssize_t size, floating lr, floating mu,
+                                 bint nesterov, floating l2) noexcept nogil:
+    """scikit-learn's SGDOptimizer: v = mu v - lr g; p += v, or with
+    Nesterov p += mu v - lr g (the look-ahead step)."""
+    cdef Py_ssize_t i
+    cdef floating gi, v
+    for i in range(size):
+        gi = g[i] + l2 * p[i]
+        v = mu * vel[i] - lr * gi
+        vel[i] = v
+        if nesterov:
+            p[i] += mu * v - lr * gi
+        else:
+            p[i] += v
+
+
+cdef inline void adam_update(floating *p, const floating *g, floating *m, floating *v,
+                             Py_ssize_t size, floating lr_t, floating b1, floating c1,
+                             floating b2, floating c2, floating eps,
+                             floating l2) noexcept nogil:
+    """scikit-learn's AdamOptimizer with the bias correction folded into lr_t:
+    m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p += -lr_t m / (sqrt(v) + eps).
+    c1 = 1 - b1 and c2 = 1 - b2 are rounded from double, as NumPy does."""
+    cdef Py_ssize_t i
+    cdef floating gi, mi, vi
+    for i in range(size):
+        gi = g[i] + l2 * p[i]
+        mi = b1 * m[i] + c1 * gi
+        vi = b2 * v[i] + c2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        if floating is float:
+            p[i] += -lr_t * mi / (sqrtf(vi) + eps)
+        else:
+            p[i] += -lr_t * mi / (sqrt(vi) + eps)
+
+
+cdef inline double begin_step(Optimizer *opt, double lr) noexcept nogil:
+    """Start one update of every parameter: Adam's time step advances and its
+    bias-corrected step size is returned; 0 for the other solvers."""
+    if opt.solver != SOLVER_ADAM:
+        return 0.0
+    opt.t += 1
+    return (lr * sqrt(1.0 - pow(opt.beta_2, <double>opt.t))
+            / (1.0 - pow(opt.beta_1, <double>opt.t)))
+
+
+cdef inline void update_param(const Optimizer *opt, floating *p, const floating *g,
+                              floating *s1, floating *s2, Py_ssize_t size, double lr,
+                              double lr_t, double l2) noexcept nogil:
+    """One parameter array's update by the configured rule (lr_t from begin_step)."""
+    if opt.solver == SOLVER_ADAM:
+        adam_update(p, g, s1, s2, size, <floating>lr_t, <floating>opt.beta_1,
+                    <floating>(1.0 - opt.beta_1), <floating>opt.beta_2,
+                    <floating>(1.0 - opt.beta_2), <floating>opt.epsilon, <floating>l2)
+    elif opt.solver == SOLVER_MOMENTUM:
+        momentum_update(p, g, s1, size, <floating>lr, <floating>opt.momentum,
+                        opt.nesterov, <floating>l2)
+    else:
+        sgd_update(p, g, size, <floating>lr, <floating>l2)
