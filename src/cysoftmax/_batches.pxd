@@ -35,36 +35,35 @@ cdef struct Source:
     bint sparse, idx64       # idx64: CSR indices/indptr are int64 (else int32)
 
 
+ctypedef fused csr_index:     # scipy's CSR index arrays: int32, or int64 when large
+    int32_t
+    int64_t
+
+
+cdef inline int _scatter(const csr_index *indptr, const csr_index *ind, const floating *x,
+                         Py_ssize_t r, Py_ssize_t nnz, Py_ssize_t nf,
+                         floating *row) noexcept nogil:
+    cdef Py_ssize_t q, lo = indptr[r], hi = indptr[r + 1]
+    if lo < 0 or hi < lo or hi > nnz:
+        return STATUS_BAD_CSR
+    for q in range(lo, hi):
+        if ind[q] < 0 or ind[q] >= nf:
+            return STATUS_BAD_CSR
+        row[ind[q]] += x[q]
+    return STATUS_OK
+
+
 cdef inline int _scatter_csr_row(const Source *src, const floating *x, Py_ssize_t r,
                                  floating *row) noexcept nogil:
     """Row r of a CSR X into the zeroed dense `row`; duplicate column entries
     add up, as in scipy.  STATUS_BAD_CSR, without writing out of bounds, if
     the row's indptr or column indices are out of range (the loop reads
     every index anyway, and a predictable branch costs next to nothing)."""
-    cdef Py_ssize_t q, lo, hi, nf = src.n_features
-    cdef const int32_t *ind32
-    cdef const int64_t *ind64
     if src.idx64:
-        ind64 = <const int64_t *>src.indices
-        lo = (<const int64_t *>src.indptr)[r]
-        hi = (<const int64_t *>src.indptr)[r + 1]
-        if lo < 0 or hi < lo or hi > src.nnz:
-            return STATUS_BAD_CSR
-        for q in range(lo, hi):
-            if ind64[q] < 0 or ind64[q] >= nf:
-                return STATUS_BAD_CSR
-            row[ind64[q]] += x[q]
-    else:
-        ind32 = <const int32_t *>src.indices
-        lo = (<const int32_t *>src.indptr)[r]
-        hi = (<const int32_t *>src.indptr)[r + 1]
-        if lo < 0 or hi < lo or hi > src.nnz:
-            return STATUS_BAD_CSR
-        for q in range(lo, hi):
-            if ind32[q] < 0 or ind32[q] >= nf:
-                return STATUS_BAD_CSR
-            row[ind32[q]] += x[q]
-    return STATUS_OK
+        return _scatter(<const int64_t *>src.indptr, <const int64_t *>src.indices, x, r,
+                        src.nnz, src.n_features, row)
+    return _scatter(<const int32_t *>src.indptr, <const int32_t *>src.indices, x, r,
+                    src.nnz, src.n_features, row)
 
 
 cdef inline int gather_rows(const Source *src, const floating *x, const Py_ssize_t *order,

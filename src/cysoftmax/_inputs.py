@@ -116,11 +116,13 @@ def encode_labels(y, classes):
     return idx.astype(np.intp, copy=False)
 
 
-def holdout(X, y, validation_fraction, rng):
-    """Row indices ``(train, validation)`` of a stratified early-stopping split.
+def holdout(X, y, sample_weight, validation_fraction, rng):
+    """A stratified early-stopping split: ``(order, X_val, y_val, sw_val)``.
 
-    A split of indices, not of X: the same rows as splitting X (the split
-    depends on n and y only), without copying the training part.
+    The training rows are returned as row indices (the epochs' order), not
+    copied: the same rows as splitting X (the split depends on n and y
+    only).  Only the validation rows are copied out, through the file when
+    X is memory-mapped.
     """
     try:
         train_idx, val_idx = train_test_split(
@@ -135,4 +137,7 @@ def holdout(X, y, validation_fraction, rng):
     if val_idx.shape[0] < 2:
         raise ValueError("The validation set is too small. Increase "
                          "'validation_fraction' or the size of your dataset.")
-    return train_idx, val_idx
+    with _MappedFile.open(X) as f:
+        X_val = X[val_idx] if f is None else f.take(val_idx)
+    sw_val = None if sample_weight is None else sample_weight[val_idx]
+    return np.ascontiguousarray(train_idx, dtype=np.intp), X_val, y[val_idx], sw_val

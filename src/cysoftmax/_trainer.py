@@ -1,19 +1,46 @@
 """The estimator's link to the compiled trainer (``_engine.Trainer``).
 
-Owns the trainer cache of a `Classifier`: which hyper-parameters make a
-trainer (`config`), when a kept one can be reused, and how the optimizer
-state (velocities, Adam's moments) carries over into a rebuilt one
+Owns what the engine is given: the initial weights (`init_weights`,
+MLPClassifier's Glorot draws), the mini-batch size (`batch_size_for`), the
+trainer cache of a `Classifier`: which hyper-parameters make a trainer
+(`config`), when a kept one can be reused, and how the optimizer state
+(velocities, Adam's moments) carries over into a rebuilt one
 (`trainer_for`); and one epoch (`run_epoch`), through the file when X is
 memory-mapped (`_mmap`).  It calls the engine and `_mmap`, never the
 estimator module.
 """
+
+import warnings
 
 import numpy as np
 
 from ._engine import Trainer
 from ._mmap import _MappedFile
 
-__all__ = ["config", "trainer_for", "run_epoch"]
+__all__ = ["init_weights", "batch_size_for", "config", "trainer_for", "run_epoch"]
+
+
+def init_weights(units, activation, dtype, rng):
+    """Glorot-uniform ``(coefs, intercepts)`` for the layer sizes `units`:
+    MLPClassifier's initialization, the same draws from `rng` in the same order."""
+    factor = 2.0 if activation == "logistic" else 6.0
+    coefs, intercepts = [], []
+    for fan_in, fan_out in zip(units[:-1], units[1:]):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        coefs.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
+        intercepts.append(rng.uniform(-bound, bound, fan_out).astype(dtype))
+    return coefs, intercepts
+
+
+def batch_size_for(batch_size, n):
+    """MLPClassifier's mini-batch size for `n` training rows: ``min(200, n)`` for
+    "auto", else `batch_size` clipped to ``[1, n]`` (with its warning)."""
+    if batch_size == "auto":
+        return min(200, n)
+    if batch_size > n:
+        warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                      "It is going to be clipped")
+    return int(np.clip(batch_size, 1, n))
 
 
 def config(est):

@@ -58,7 +58,6 @@ from sklearn.utils.validation import _check_sample_weight
 
 from . import _inputs, _persistence, _trainer
 from ._engine import ACTIVATIONS, forward_into
-from ._mmap import _MappedFile
 from ._schedule import LearningRateSchedule, plateau_update
 from ._version import __version__
 
@@ -313,12 +312,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
     def _init_params(self, n_features, n_classes, dtype, rng):
         """Glorot-uniform weights (MLPClassifier's, same draws) and fresh bookkeeping."""
         units = [n_features] + _inputs.hidden_sizes(self) + [n_classes]
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        self.coefs_, self.intercepts_ = [], []
-        for fan_in, fan_out in zip(units[:-1], units[1:]):
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            self.coefs_.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
-            self.intercepts_.append(rng.uniform(-bound, bound, fan_out).astype(dtype))
+        self.coefs_, self.intercepts_ = _trainer.init_weights(units, self.activation, dtype, rng)
         self.n_layers_ = len(units)
         self.n_outputs_ = n_classes
         self.out_activation_ = "softmax"
@@ -454,27 +448,15 @@ class Classifier(ClassifierMixin, BaseEstimator):
         n_all = X.shape[0]
         X_val = y_val = sw_val = None
         if early:
-            # split row indices, not X: the same rows as splitting X (the split
-            # depends on n and y only), without copying the training part
             if self.validation_scores_ is None:          # warm start after a fit without
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf
-            train_idx, val_idx = _inputs.holdout(X, y, self.validation_fraction, rng)
-            with _MappedFile.open(X) as f:
-                X_val = X[val_idx] if f is None else f.take(val_idx)
-            y_val = y[val_idx]
-            sw_val = None if sample_weight is None else sample_weight[val_idx]
-            order = np.ascontiguousarray(train_idx, dtype=np.intp)
+            order, X_val, y_val, sw_val = _inputs.holdout(X, y, sample_weight,
+                                                          self.validation_fraction, rng)
         else:
             order = np.arange(n_all, dtype=np.intp)
         n = order.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n)
-        else:
-            if self.batch_size > n:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
-                              "It is going to be clipped")
-            batch_size = int(np.clip(self.batch_size, 1, n))
+        batch_size = _trainer.batch_size_for(self.batch_size, n)
         total_w = float(n) if sample_weight is None else float(sample_weight[order].sum())
         if not total_w > 0:
             raise ValueError("The sample weights of the training rows are all zero: "
