@@ -1,3 +1,4 @@
+# cython: cdivision=True, boundscheck=False, wraparound=False
 # Batches for the engine: where rows come from and how a mini-batch is gathered.
 #
 # Owns the Source struct (X as dense C-contiguous rows or as CSR arrays), the

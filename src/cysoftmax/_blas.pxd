@@ -1,3 +1,4 @@
+# cython: cdivision=True, boundscheck=False, wraparound=False
 # BLAS for the engine: one row-major gemm over scipy.linalg.cython_blas.
 #
 # Owns the only call into BLAS (sgemm/dgemm resolved at import from SciPy's

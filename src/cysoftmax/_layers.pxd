@@ -1,3 +1,4 @@
+# cython: cdivision=True, boundscheck=False, wraparound=False
 # Dense layers for the engine: the network description and its passes.
 #
 # Owns the Activation codes, the Layer / Net structs the nogil code walks,

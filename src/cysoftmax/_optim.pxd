@@ -1,3 +1,4 @@
+# cython: cdivision=True, boundscheck=False, wraparound=False
 # Optimizers for the engine: their configuration and their update rules.
 #
 # Owns the Solver codes, the Optimizer struct (hyper-parameters and Adam's
