@@ -206,6 +206,21 @@ def test_every_module_says_what_it_owns(path):
     assert doc and len(doc.split()) >= 12, f"{path.name} needs a docstring of what it owns"
 
 
+@pytest.mark.parametrize("path", sorted(SRC.glob("*.pxd")), ids=lambda p: p.name)
+def test_pxd_helpers_compile_with_the_engine_directives(path):
+    """Compiler directives of a .pyx do not reach the inline functions of the
+    .pxd files it cimports: a .pxd with code sets them itself.  Without
+    ``cdivision=True`` a division carries a ZeroDivisionError path, and the
+    loop around it (the Adam update, the logistic activation) no longer
+    vectorizes: Adam epochs were 1.3x slower when it was missing."""
+    text = path.read_text()
+    if "cdef inline" not in text:
+        return
+    first = text.splitlines()[0].replace(" ", "")
+    assert first.startswith("#cython:"), f"{path.name} must open with a '# cython:' directive line"
+    assert "cdivision=True" in first and "boundscheck=False" in first, first
+
+
 def test_one_activation_table():
     """The estimator's constraint and forward/backprop's check use the engine's table."""
     names = set(_engine.ACTIVATIONS)
