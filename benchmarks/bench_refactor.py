@@ -1,12 +1,15 @@
-"""Classifier.fit before and after a pure-Python refactor of the estimator, ABAB.
+"""Classifier.fit before and after a refactor that must not change behaviour, ABAB.
 
-Two copies of the package (same compiled modules, different Python layers)
-are given as directories; each round starts a fresh process per side, in
-alternating order, fits the same model on the same data, and reports the
-per-epoch time (median over the epochs of that fit).  The script prints the
-medians per side over all rounds, their spread (min..max of the round
-medians), the ratio after/before, and whether the fitted weights are the same
-bits on both sides.
+Two copies of the package (each with its own compiled modules) are given
+as directories; each round starts a fresh process per side, in alternating
+order, fits the same model on the same data, and reports the per-epoch time
+(median over the epochs of that fit).  The script prints the medians per
+side over all rounds, their spread (min..max of the round medians), the
+ratio after/before of the medians, the paired ratios (after/before of the
+two processes of each round, which ran back to back: the load of the VM
+cancels better in a pair than across rounds) with their median and
+quartiles, and whether the fitted weights are the same bits on both
+sides.
 
     python benchmarks/bench_refactor.py BEFORE_DIR AFTER_DIR [--rounds 6]
         [--epochs 8] [--n 20000]
@@ -70,7 +73,11 @@ def main():
     for k in ("before", "after"):
         print(f"  {k:6s} median {med[k]*1e3:8.1f} ms  (round medians "
               f"{min(res[k])*1e3:.1f}..{max(res[k])*1e3:.1f} ms)")
-    print(f"  after/before = {med['after'] / med['before']:.3f}")
+    print(f"  after/before = {med['after'] / med['before']:.3f} (of the medians)")
+    pairs = sorted(b / a for a, b in zip(res["before"], res["after"]))
+    q = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else pairs * 3
+    print(f"  paired after/before: median {statistics.median(pairs):.3f}, quartiles "
+          f"{q[0]:.3f}..{q[2]:.3f}, all {' '.join(f'{r:.3f}' for r in pairs)}")
     same = len(hashes["before"]) == 1 and hashes["before"] == hashes["after"]
     print(f"  fitted weights: {'the same bits' if same else 'DIFFER'} on both sides")
 

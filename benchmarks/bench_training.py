@@ -64,7 +64,7 @@ def init_params(dtype, seed=0):
 
 
 def ours_part(ws, X, y, order, lo, hi, bs):
-    # lr None: the workspace's learning_rate_init (LR for SGD, 1e-3 for Adam)
+    # lr None: the trainer's learning_rate_init (LR for SGD, 1e-3 for Adam)
     return ws.run_epoch(X, y, None, order[lo:hi], bs, None)
 
 

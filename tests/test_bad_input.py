@@ -1568,7 +1568,7 @@ def test_pickle_records_the_version():
 
 
 def test_pickling_does_not_change_the_estimator():
-    """__getstate__ must work on a copy: the live estimator keeps its workspace
+    """__getstate__ must work on a copy: the live estimator keeps its trainer
     and gains no bookkeeping attribute (regression: Python >= 3.11 hands the
     live __dict__ to __getstate__)."""
     X, y = _blobs()

@@ -413,8 +413,8 @@ def test_partial_fit_classes_and_labels(small):
     assert clf.n_iter_ == 2
 
 
-def test_partial_fit_keeps_optimizer_state_across_workspace_rebuilds(small):
-    # a larger chunk needs larger batch buffers: the workspace is rebuilt and
+def test_partial_fit_keeps_optimizer_state_across_trainer_rebuilds(small):
+    # a larger chunk needs larger batch buffers: the trainer is rebuilt and
     # Adam's moments and step count must carry over
     X, y, _, _ = small
     kw = dict(hidden_layer_sizes=(8,), batch_size=64, random_state=0)

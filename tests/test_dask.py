@@ -188,13 +188,13 @@ def _continue_training(clf, X, y):
     return clf.partial_fit(X, y)
 
 
-def _train_workspace(ws, X, y, order):
-    """Run one epoch with a workspace that came through pickle; return it and the loss."""
+def _train_trainer(ws, X, y, order):
+    """Run one epoch with a trainer that came through pickle; return it and the loss."""
     loss = ws.run_epoch(X, y, None, order, 50)
     return ws, loss
 
 
-def test_model_and_workspace_cross_processes(client, data):
+def test_model_and_trainer_cross_processes(client, data):
     X, y, _, _ = data
     with threadpool_limits(limits=1):
         clf = Classifier(**PARAMS).partial_fit(X[:1000], y[:1000], classes=np.unique(y))
@@ -210,14 +210,14 @@ def test_model_and_workspace_cross_processes(client, data):
     assert remote.loss_ == local.loss_
     assert_array_equal(remote.predict_proba(X[:50]), local.predict_proba(X[:50]))
 
-    # the compiled workspace alone: pickled with its weights and optimizer state
+    # the compiled trainer alone: pickled with its weights and optimizer state
     from cysoftmax._engine import Trainer
     coefs = [c.copy() for c in clf.coefs_]
     intercepts = [b.copy() for b in clf.intercepts_]
     ws = Trainer(coefs, intercepts, 50, solver="adam")
     order = np.arange(500, dtype=np.intp)
     yy = y[:500].astype(np.intp)
-    ws_remote, loss_remote = client.submit(_train_workspace, ws, X[:500], yy, order,
+    ws_remote, loss_remote = client.submit(_train_trainer, ws, X[:500], yy, order,
                                            pure=False).result()
     with threadpool_limits(limits=1):
         loss_local = ws.run_epoch(X[:500], yy, None, order, 50)

@@ -1,4 +1,4 @@
-"""Dense forward/backprop, the optimizers and the training workspace.
+"""Dense forward/backprop, the optimizers and the training trainer.
 
 The numpy reference (tests/_reference.py) is written from the formulas
 (DESIGN.md and scikit-learn's ``_backprop``), independently of the compiled code.
@@ -392,7 +392,7 @@ def test_adam_bias_correction_step_1_and_10():
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("solver,kw", OPTIMIZERS, ids=lambda v: str(v))
 def test_step_is_backprop_then_update(solver, kw, alpha, weighted):
-    """A workspace step on a gathered batch = reference gradient of that batch
+    """A trainer step on a gathered batch = reference gradient of that batch
     (penalty alpha / batch sum_w) + the reference update rule."""
     rng = np.random.default_rng(13)
     n = 30
@@ -539,7 +539,7 @@ def test_run_epoch_subset_order_and_zero_weight_batches():
     assert total > 0
 
 
-def test_workspace_updates_the_callers_arrays_in_place():
+def test_trainer_updates_the_callers_arrays_in_place():
     rng = np.random.default_rng(8)
     coefs, intercepts = random_net(rng, [3, 4, 2])
     ids = [id(p) for p in coefs + intercepts]
@@ -551,7 +551,7 @@ def test_workspace_updates_the_callers_arrays_in_place():
     assert ws.layer_sizes == [3, 4, 2]
 
 
-def test_workspace_pickle_roundtrip_continues_identically():
+def test_trainer_pickle_roundtrip_continues_identically():
     rng = np.random.default_rng(9)
     n = 30
     X = rng.standard_normal((n, 4))
@@ -586,7 +586,7 @@ def test_workspace_pickle_roundtrip_continues_identically():
         np.testing.assert_array_equal(a, b)
 
 
-def test_workspace_step_allocates_nothing():
+def test_trainer_step_allocates_nothing():
     rng = np.random.default_rng(10)
     n = 256
     X = rng.standard_normal((n, 2048)).astype(np.float32)
@@ -625,7 +625,7 @@ def test_workspace_step_allocates_nothing():
         assert rss1 - rss0 < 1 << 20, (rss0, rss1)
 
 
-def test_workspace_gradient_mode_and_squared_norm():
+def test_trainer_gradient_mode_and_squared_norm():
     X, y, coefs, intercepts, w = random_problem(11, 2, "relu", n=12)
     ws = _engine.Trainer(coefs, intercepts, 12, "relu", None, 0.5)
     total, sw = ws.gradient(X, y, w)
@@ -640,9 +640,9 @@ def test_workspace_gradient_mode_and_squared_norm():
         ws.step(X, y, None, np.arange(3))
 
 
-# ---------------------------------------------------------------- workspace errors
+# ---------------------------------------------------------------- trainer errors
 
-def test_workspace_errors():
+def test_trainer_errors():
     rng = np.random.default_rng(12)
     coefs, intercepts = random_net(rng, [3, 4, 2])
     X = rng.standard_normal((10, 3))
