@@ -138,7 +138,7 @@ libs = [n for n in names if n.startswith("cysoftmax.libs/")]
 meta = [n for n in names if n.startswith(distinfo)]
 other = sorted(set(names) - set(pkg) - set(libs) - set(meta))
 assert not other, f"files outside the package in the wheel: {other}"
-allowed = re.compile(r"cysoftmax/([A-Za-z_]+\.(py|pyi)|_(softmax|dense)\..*\.so|py\.typed"
+allowed = re.compile(r"cysoftmax/([A-Za-z_]+\.(py|pyi)|_(softmax|engine)\..*\.so|py\.typed"
                      r"|data/(fashion-mnist-sample-[a-z0-9-]+\.gz|LICENSE-fashion-mnist\.txt))$")
 stray = [n for n in pkg if not allowed.match(n)]
 assert not stray, f"unexpected files in the package: {stray}"
