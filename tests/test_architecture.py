@@ -29,6 +29,12 @@ from cysoftmax import _engine, _network_api, _persistence, _validation, classifi
 from cysoftmax._schedule import LearningRateSchedule, plateau_update
 
 SRC = pathlib.Path(cysoftmax.__file__).resolve().parent
+# The .pyx and .pxd sources are not installed: read them from the checkout
+# next to the tests (CI tests an installed, non-editable package), and the
+# generated .py files (_version.py) from the installed package.
+TREE = pathlib.Path(__file__).resolve().parents[1] / "src" / "cysoftmax"
+if not TREE.is_dir():
+    TREE = SRC
 
 
 # ------------------------------------------------------------ learning rate
@@ -154,7 +160,9 @@ RANKS = {
     "_mmap": 6, "_schedule": 6, "_trainer": 7, "_inputs": 7,
     "_persistence": 8, "classifier": 9, "datasets": 9, "__init__": 10,
 }
-SOURCES = sorted(SRC.glob("*.py")) + sorted(SRC.glob("*.pyx")) + sorted(SRC.glob("*.pxd"))
+SOURCES = sorted({p.name: p for p in [*SRC.glob("*.py"), *TREE.glob("*.py"),
+                                      *TREE.glob("*.pyx"), *TREE.glob("*.pxd")]}.values())
+assert any(p.suffix == ".pxd" for p in SOURCES) or TREE is SRC, "no .pxd sources found"
 
 
 def _imports(path):
@@ -206,7 +214,8 @@ def test_every_module_says_what_it_owns(path):
     assert doc and len(doc.split()) >= 12, f"{path.name} needs a docstring of what it owns"
 
 
-@pytest.mark.parametrize("path", sorted(SRC.glob("*.pxd")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in SOURCES if p.suffix == ".pxd"],
+                         ids=lambda p: p.name)
 def test_pxd_helpers_compile_with_the_engine_directives(path):
     """Compiler directives of a .pyx do not reach the inline functions of the
     .pxd files it cimports: a .pxd with code sets them itself.  Without
