@@ -53,6 +53,7 @@ echo "== virtual environment $work/venv"
 vpy="$work/venv/bin/python"
 "$vpy" -m pip install -q "meson-python>=0.18" "meson>=1.1" ninja "Cython>=3.1" "numpy>=2" \
   "scipy>=1.11" "scikit-learn>=1.6" pytest hypothesis mpmath threadpoolctl pandas \
+  "dask[array]>=2024.1" "distributed>=2024.1" "dask-ml>=2024.1" \
   > "$work/pip.log" 2>&1 || { tail -20 "$work/pip.log"; exit 1; }
 
 echo "== build with -fsanitize=address,undefined"
@@ -70,10 +71,7 @@ grep -q -- '-fsanitize=address' "$work/build/compile_commands.json" ||
 echo "   ($(grep -c -- '-fsanitize=address' "$work/build/compile_commands.json") compile commands instrumented)"
 
 echo "== tests under ASan+UBSan (not slow), from a copy outside the tree"
-cp -r "$repo/tests" "$work/run/tests"
-cp -r "$repo/examples" "$work/run/examples"
-cp "$repo/pyproject.toml" "$repo/README.md" "$work/run/"
-rm -rf "$work/run/tests/__pycache__"
+bash "$repo/ci/copy_tests.sh" "$work/run"
 cd "$work/run"
 export LD_PRELOAD="$libasan:$libubsan"
 # allocator_may_return_null: a huge request (tests that ask for one) must give
@@ -90,7 +88,8 @@ set +e
 # --capture=sys: the sanitizers write to file descriptor 2 and may abort the
 # process, so pytest must not capture at the descriptor level (the report
 # would die with the captured output)
-"$vpy" -m pytest -m "not slow" -p no:cacheprovider -q -ra --capture=sys "$@" tests \
+CYSOFTMAX_REQUIRE=dask,pandas,fashion-mnist,checkout,openmp \
+  "$vpy" -m pytest -m "not slow" -p no:cacheprovider -q -ra --capture=sys "$@" tests \
   >> "$work/pytest.log" 2>&1
 status=$?
 set -e

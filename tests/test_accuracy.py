@@ -299,7 +299,15 @@ def test_report_max_errors():
                 a = max_error_eps(fn, ours, dtype, refs)
                 b = max_error_eps(fn, theirs, dtype, refs)
                 lines.append(f"{np.dtype(dtype).name:8} {name:12} {fn:12} {a:10.3g} {b:10.3g}")
-                assert np.isfinite(a)
+                # the documented bounds, over the whole data set: 16 eps, and
+                # for softmax 16 + |z_j - max z| eps (its largest value here)
+                if fn == "softmax":
+                    with np.errstate(all="ignore"):
+                        shift = np.abs(z.astype(np.float64) - z.max(axis=-1, keepdims=True))
+                    bound = 16 + float(np.max(shift[np.isfinite(shift)], initial=0.0))
+                else:
+                    bound = 16
+                assert a <= bound, f"{np.dtype(dtype).name} {name} {fn}: {a:.3g} eps > {bound:.3g}"
     print("\nlargest errors in eps (softmax: relative, where the reference is normal;"
           " others: absolute / max(1, |ref|)); inf = wrong or missing infinity;"
           " scipy's nll is scipy.special.logsumexp(z) - z_y")
@@ -327,11 +335,18 @@ def test_nll_total_over_many_small_rows(dtype, m):
     z64 = z.astype(np.float64)
     per_row = sps.logsumexp(z64, axis=1) - z64[np.arange(n), y]
     ref = math.fsum(per_row.tolist())
-    # per-row bound, plus the worst case of adding n terms in double
-    # (n eps64 sum|C_i|); the 1e-12 check above is the sharp one
-    bound = (K * np.finfo(dtype).eps * math.fsum(np.maximum(1.0, np.abs(per_row)).tolist())
-             + n * np.finfo(np.float64).eps * math.fsum(np.abs(per_row).tolist()))
-    assert abs(got - ref) <= bound, (got, ref, bound)
+    # against the independent reference, near what was measured (2026-12,
+    # every SIMD variant alike): float64 within 4.7 / 18.5 / 2.3 eps64 x
+    # sum|C_i| for m = 3 / 10 / 31, bound 64 (3.5x headroom); float32 within
+    # 5.2e-4 eps32 x sum|C_i|: the rows' errors (each below K eps32 |C_i|)
+    # are independent and add like a random walk, so the bound is
+    # K eps32 sum|C_i| / sqrt(n) (= 0.036 eps32 sum|C_i| here, 70x headroom)
+    total_abs = math.fsum(np.abs(per_row).tolist())
+    if dtype == np.float64:
+        bound = 64 * np.finfo(np.float64).eps * total_abs
+    else:
+        bound = K * float(np.finfo(np.float32).eps) * total_abs / math.sqrt(n)
+    assert abs(got - ref) <= bound, (got, ref, abs(got - ref) / bound)
     assert abs(nll_loss(z, y) - ref / n) <= bound / n
     z[n // 2, m // 2] = np.nan
     assert np.isnan(nll_loss(z, y, reduction="sum"))

@@ -21,6 +21,8 @@ import types
 
 import numpy as np
 import pytest
+
+import _requires
 from sklearn.neural_network import MLPClassifier
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
@@ -34,6 +36,10 @@ SRC = pathlib.Path(cysoftmax.__file__).resolve().parent
 # generated .py files (_version.py) from the installed package.
 TREE = pathlib.Path(__file__).resolve().parents[1] / "src" / "cysoftmax"
 if not TREE.is_dir():
+    # an installed package alone: its .py files only (no .pyx/.pxd checks),
+    # or a failure where CYSOFTMAX_REQUIRE says the checkout is there
+    if "checkout" in _requires.REQUIRED:
+        _requires.missing("checkout", f"{TREE} is not next to the tests", module_level=True)
     TREE = SRC
 
 

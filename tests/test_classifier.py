@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import _requires
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
@@ -252,7 +254,7 @@ def test_save_load_string_labels_and_early_stopping(small, tmp_path):
 
 
 def test_save_load_dataframe_feature_names(small, tmp_path):
-    pd = pytest.importorskip("pandas")
+    pd = _requires.import_module("pandas", "pandas")
     X, y, Xt, _ = small
     cols = [f"px{i}" for i in range(X.shape[1])]
     df, dft = pd.DataFrame(X, columns=cols), pd.DataFrame(Xt, columns=cols)
@@ -877,7 +879,7 @@ def test_full_fashion_mnist_accuracy():
         X, y = load_fashion_mnist("train", download=False)
         Xt, yt = load_fashion_mnist("test", download=False)
     except FileNotFoundError as exc:
-        pytest.skip(f"full Fashion-MNIST not installed: {exc}")
+        _requires.missing("fashion-mnist", f"full Fashion-MNIST not installed: {exc}")
     assert X.dtype == np.float32
     clf = Classifier(hidden_layer_sizes=(256, 128), max_iter=20, batch_size=128, random_state=0)
     t0 = time.perf_counter()

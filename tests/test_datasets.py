@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import _requires
+
 from cysoftmax import datasets
 from cysoftmax.datasets import load_fashion_mnist, load_fashion_mnist_sample
 
@@ -23,8 +25,8 @@ REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
 HAVE_REAL = all((REAL_DIR / n).is_file() for names in datasets._FILES.values() for n in names)
 MAKE_SAMPLE = Path(__file__).resolve().parents[1] / "tools" / "make_sample.py"
 
-needs_real = pytest.mark.skipif(not HAVE_REAL, reason=f"{REAL_DIR} not installed "
-                                "(apt-get install dataset-fashion-mnist)")
+needs_real = _requires.skip_unless("fashion-mnist", HAVE_REAL, f"{REAL_DIR} not installed "
+                                   "(apt-get install dataset-fashion-mnist)")
 
 
 # ---------------------------------------------------------------------------
@@ -596,7 +598,7 @@ def test_sample_is_drawn_from_the_official_subset(subset):
 
 
 @needs_real
-@pytest.mark.skipif(not MAKE_SAMPLE.is_file(), reason="tools/make_sample.py not available")
+@_requires.skip_unless("checkout", MAKE_SAMPLE.is_file(), f"{MAKE_SAMPLE} not next to the tests")
 def test_make_sample_reproduces_the_shipped_files(tmp_path):
     subprocess.run([sys.executable, str(MAKE_SAMPLE), "--source", str(REAL_DIR),
                     "--out", str(tmp_path)], check=True, capture_output=True)

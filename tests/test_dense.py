@@ -197,7 +197,6 @@ def test_forward_into_logits_and_log_proba():
 
 
 def test_forward_and_backprop_accept_any_layout():
-    rng = np.random.default_rng(4)
     X, y, coefs, intercepts, w = random_problem(4, 2, "tanh", n=9)
     expected = backprop(X, y, coefs, intercepts, activation="tanh", sample_weight=w)
     P = forward(X, coefs, intercepts, activation="tanh")
@@ -215,7 +214,6 @@ def test_forward_and_backprop_accept_any_layout():
         assert got[0] == pytest.approx(expected[0], rel=1e-14)
         for g, e in zip(got[1] + got[2], expected[1] + expected[2]):
             np.testing.assert_allclose(g, e, rtol=1e-13, atol=1e-16)
-    assert rng is not None
 
 
 def test_backprop_example_values():
@@ -456,11 +454,18 @@ def test_run_epoch_decreases_loss(solver, kw, lr):
     rng = np.random.default_rng(2)
     coefs, intercepts = random_net(rng, [2, 10, 6, 3])
     ws = _opt_ws(coefs, intercepts, solver, kw, lr)
+    # a twin trained batch by batch: the epoch's total is the sum of its
+    # batches' sum w_i C_i, each taken before that batch's update
+    twin_c, twin_b = [W.copy() for W in coefs], [b.copy() for b in intercepts]
+    twin = _opt_ws(twin_c, twin_b, solver, kw, lr)
     full = [backprop(X, y, coefs, intercepts)[0]]
     for _ in range(8):
         order = rng.permutation(n)
         total = ws.run_epoch(X, y, None, order, 8)
-        assert np.isfinite(total) and total > 0
+        want = sum(twin.step(X, y, None, order[i:i + 8]) for i in range(0, n, 8))
+        assert total == pytest.approx(want, rel=1e-12)
+        for a, b in zip(coefs + intercepts, twin_c + twin_b):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
         full.append(backprop(X, y, coefs, intercepts)[0])
     assert np.all(np.diff(full) < 0), full
     assert (forward(X, coefs, intercepts).argmax(axis=1) == y).all()
@@ -535,8 +540,15 @@ def test_run_epoch_subset_order_and_zero_weight_batches():
     for a, b in zip(coefs + intercepts, before):
         np.testing.assert_array_equal(a, b)
     assert ws.run_epoch(X, y, w, np.arange(0), 5) == 0.0
-    total = ws.run_epoch(X, y, w, np.array([3, 9, 12]), 5)   # a subset of the rows
-    assert total > 0
+    idx = np.array([3, 9, 12])                                # a subset of the rows
+    # one batch: its sum w_i C_i at the weights before the update (row 3 has w 0)
+    loss = backprop(X[idx], y[idx], coefs, intercepts, sample_weight=w[idx])[0]
+    _, dW, db = backprop(X[idx], y[idx], coefs, intercepts, alpha=0.1, sample_weight=w[idx])
+    total = ws.run_epoch(X, y, w, idx, 5)
+    assert total == pytest.approx(loss * w[idx].sum(), rel=1e-12)
+    # and the update was one SGD step on that batch alone (alpha = lr = 0.1)
+    for a, b, g in zip(coefs + intercepts, before, dW + db):
+        np.testing.assert_allclose(a, b - 0.1 * g, rtol=1e-12, atol=1e-15)
 
 
 def test_trainer_updates_the_callers_arrays_in_place():

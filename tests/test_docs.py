@@ -13,12 +13,14 @@ import re
 
 import pytest
 
+import _requires
+
 import cysoftmax
 import cysoftmax.datasets
 
 API = pathlib.Path(__file__).resolve().parents[1] / "docs" / "api.rst"
 if not API.exists():
-    pytest.skip("docs/ is not next to the tests (not a checkout)", allow_module_level=True)
+    _requires.missing("checkout", f"{API} is not next to the tests", module_level=True)
 
 
 def _documented():

@@ -14,10 +14,13 @@ reductions, axes and ``out=`` buffers.  Every example must end in one of:
   dtype's eps (see `close`), with NaN, infinities and exact zeros where the
   reference has them.
 
-A crash fails the run.  ``CYSOFTMAX_FUZZ_EXAMPLES=N`` runs N examples per
-test (random seeds); by default a moderate, derandomized count keeps CI
-fast and reproducible.  ``--hypothesis-show-statistics`` reports how many
-examples ran.
+A crash fails the run.  By default a moderate, derandomized count (the same
+examples every run) keeps the README's test run fast and reproducible.
+``CYSOFTMAX_FUZZ_SEED=S`` runs a different set, drawn from the seed S, and
+reproducible with it: CI runs that too, with a new seed each run, printed
+(``.ci/run``).  ``CYSOFTMAX_FUZZ_EXAMPLES=N`` runs N examples per test
+(random seeds unless S is given).  ``--hypothesis-show-statistics`` reports
+how many examples ran.
 """
 
 import io
@@ -27,7 +30,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -46,16 +49,33 @@ from cysoftmax import (
 
 inf, nan = np.inf, np.nan
 _N = int(os.environ.get("CYSOFTMAX_FUZZ_EXAMPLES", "0") or 0)
+_SEED = os.environ.get("CYSOFTMAX_FUZZ_SEED", "").strip()
+_SEED = int(_SEED) if _SEED else None
 EPS64 = float(np.finfo(np.float64).eps)   # the kernels sum in double: m terms, m eps64
 FUZZ = settings(
     max_examples=_N or 150,
     deadline=None,
     database=None,
-    derandomize=not _N,
+    derandomize=not _N and _SEED is None,
     print_blob=True,
     suppress_health_check=list(HealthCheck),
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
+
+
+
+def fuzz(test):
+    """The fuzz settings, and the seed of CYSOFTMAX_FUZZ_SEED when given."""
+    test = FUZZ(test)
+    return seed(_SEED)(test) if _SEED is not None else test
+
+
+def test_fuzz_seed_is_the_one_asked_for():
+    # the derandomized default, or the seeded set: never silently the other
+    assert FUZZ.derandomize is (not _N and _SEED is None)
+    if _SEED is not None:
+        assert fuzz(lambda: None)._hypothesis_internal_use_seed == _SEED
+
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::RuntimeWarning",                          # overflow in references
@@ -374,7 +394,7 @@ def axes_for(draw, ndim):
 # 1. softmax / log_softmax / logsumexp
 
 
-@FUZZ
+@fuzz
 @given(data=st.data())
 def test_row_functions(data):
     func = data.draw(st.sampled_from(["softmax", "log_softmax", "logsumexp"]))
@@ -483,7 +503,7 @@ def weights_for(draw, n, reduction, float32):
     return draw(relayout(w.astype(dt))), None
 
 
-@FUZZ
+@fuzz
 @given(data=st.data())
 def test_nll_functions(data):
     name = data.draw(st.sampled_from(["nll_loss", "local_gradient", "nll_loss_and_gradient"]))
@@ -552,7 +572,7 @@ def test_nll_functions(data):
 # 3. out= aliasing: any overlap with an input is refused, nothing else is
 
 
-@FUZZ
+@fuzz
 @given(data=st.data())
 def test_out_aliasing(data):
     func = data.draw(st.sampled_from(["softmax", "log_softmax", "local_gradient",
@@ -679,7 +699,7 @@ def networks(draw, activation):
     return X, y, coefs, intercepts
 
 
-@FUZZ
+@fuzz
 @given(data=st.data())
 def test_forward_backprop(data):
     activation = data.draw(st.sampled_from(list(_ACT)))
@@ -769,7 +789,7 @@ def _saved_model():
     return _MODEL["raw"], _MODEL["X"]
 
 
-@FUZZ
+@fuzz
 @given(data=st.data())
 def test_load_of_damaged_files(data):
     raw, X = _saved_model()

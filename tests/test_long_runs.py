@@ -182,6 +182,10 @@ def test_fit_predict_cycles_do_not_grow_memory(dtype, record_property):
     record_property("rss_growth_mb", round(grown, 3))
     record_property("block_growth", blocks)
     assert grown < LIMIT_MB, f"RSS grew by {grown:.1f} MB over 1000 fit/predict cycles"
+    # measured 13-39 blocks over 1000 cycles (allocator and cache noise, not
+    # growing with the count: 4 over 2000); a leak of one object per cycle
+    # is >= 1000
+    assert blocks < 250, f"{blocks} more Python blocks after 1000 fit/predict cycles"
 
 
 def test_partial_fit_save_load_pickle_cycles_do_not_grow_memory(record_property):
@@ -191,6 +195,8 @@ def test_partial_fit_save_load_pickle_cycles_do_not_grow_memory(record_property)
 
     def step(i):
         clf.partial_fit(X, y)
+        # loss_curve_ grows by one float per call by design (as MLPClassifier's)
+        del clf.loss_curve_[:]
         buf = io.BytesIO()
         clf.save(buf)
         buf.seek(0)
@@ -204,3 +210,4 @@ def test_partial_fit_save_load_pickle_cycles_do_not_grow_memory(record_property)
     record_property("rss_growth_mb", round(grown, 3))
     record_property("block_growth", blocks)
     assert grown < LIMIT_MB, f"RSS grew by {grown:.1f} MB over 1000 cycles"
+    assert blocks < 250, f"{blocks} more Python blocks after 1000 cycles"

@@ -281,7 +281,11 @@ def test_peak_memory_of_a_500mb_memmap(big_memmap, how):
           f"baseline of {r['base']:.0f} MB, for a {n * d * 4 / 2**20:.0f} MiB memmap")
     # VmHWM counts file-backed pages too: reading the file through the
     # mapping would put all of it here
-    assert r["peak"] - r["base"] < 250
+    # README's numbers (measured 42 / 94 / 42 MB above the baseline for
+    # fit / early stopping / partial_fit, 2026-12): bounds with about 1.5x
+    # headroom; reading through the mapping instead measured 487 MB
+    limit = {"fit": 65, "early-stopping": 140, "partial_fit": 65}[how]
+    assert r["peak"] - r["base"] < limit, (r["peak"] - r["base"], limit)
     assert r["same"]
     assert r["loss"] == pytest.approx(r["ref_loss"], rel=1e-12)
     assert r["score"] == r["ref_score"]

@@ -23,3 +23,4 @@ cdef extern from "rows.h" nogil:
     int cs_simd_supported(const char *name)
     int cs_openmp_enabled()
     int cs_max_threads()
+    int cs_last_team_size()

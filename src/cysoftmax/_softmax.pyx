@@ -15,36 +15,47 @@ import numpy as np
 cnp.import_array()
 
 
-cdef void _softmax(const floating[:, ::1] z, floating[:, ::1] out) noexcept nogil:
-    if floating is float:
-        cs_softmax_f(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
-    else:
-        cs_softmax_d(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
+# Each takes its memoryviews with the GIL (the conversion from the arrays
+# needs it), then releases the GIL for the kernel call: these are the calls
+# of the validated path in _api.py, as long as any other.
+cdef void _softmax(const floating[:, ::1] z, floating[:, ::1] out) noexcept:
+    with nogil:
+        if floating is float:
+            cs_softmax_f(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
+        else:
+            cs_softmax_d(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
 
 
-cdef void _log_softmax(const floating[:, ::1] z, floating[:, ::1] out) noexcept nogil:
-    if floating is float:
-        cs_log_softmax_f(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
-    else:
-        cs_log_softmax_d(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
+cdef void _log_softmax(const floating[:, ::1] z, floating[:, ::1] out) noexcept:
+    with nogil:
+        if floating is float:
+            cs_log_softmax_f(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
+        else:
+            cs_log_softmax_d(&z[0, 0], z.shape[1], &out[0, 0], out.shape[1], z.shape[0], z.shape[1])
 
 
-cdef void _logsumexp(const floating[:, ::1] z, floating[::1] out) noexcept nogil:
-    if floating is float:
-        cs_logsumexp_f(&z[0, 0], z.shape[1], &out[0], z.shape[0], z.shape[1])
-    else:
-        cs_logsumexp_d(&z[0, 0], z.shape[1], &out[0], z.shape[0], z.shape[1])
+cdef void _logsumexp(const floating[:, ::1] z, floating[::1] out) noexcept:
+    with nogil:
+        if floating is float:
+            cs_logsumexp_f(&z[0, 0], z.shape[1], &out[0], z.shape[0], z.shape[1])
+        else:
+            cs_logsumexp_d(&z[0, 0], z.shape[1], &out[0], z.shape[0], z.shape[1])
 
 
 cdef double _nll(const floating[:, ::1] z, const Py_ssize_t[::1] y, const double[::1] w,
-                 double gmul, floating[::1] loss, floating[:, ::1] grad) noexcept nogil:
+                 double gmul, floating[::1] loss, floating[:, ::1] grad) noexcept:
     cdef const double *wp = &w[0] if w is not None else NULL
     cdef floating *lp = &loss[0] if loss is not None else NULL
     cdef floating *gp = &grad[0, 0] if grad is not None else NULL
-    if floating is float:
-        return cs_nll_f(&z[0, 0], z.shape[1], &y[0], wp, gmul, lp, gp, z.shape[1], z.shape[0], z.shape[1])
-    else:
-        return cs_nll_d(&z[0, 0], z.shape[1], &y[0], wp, gmul, lp, gp, z.shape[1], z.shape[0], z.shape[1])
+    cdef double total
+    with nogil:
+        if floating is float:
+            total = cs_nll_f(&z[0, 0], z.shape[1], &y[0], wp, gmul, lp, gp, z.shape[1],
+                             z.shape[0], z.shape[1])
+        else:
+            total = cs_nll_d(&z[0, 0], z.shape[1], &y[0], wp, gmul, lp, gp, z.shape[1],
+                             z.shape[0], z.shape[1])
+    return total
 
 
 cdef inline bint _is_f32(object a):
@@ -268,3 +279,9 @@ def openmp_enabled():
 def max_threads():
     """Threads a large kernel call may use now (OpenMP's current limit; 1 without OpenMP)."""
     return cs_max_threads()
+
+
+def last_team_size():
+    """Threads the calling thread's last row-kernel call ran on (1 when it
+    stayed serial).  For the tests: the thread count a call really used."""
+    return cs_last_team_size()

@@ -6,10 +6,14 @@ trainer cache of a `Classifier`: which hyper-parameters make a trainer
 (`config`), when a kept one can be reused, and how the optimizer state
 (velocities, Adam's moments) carries over into a rebuilt one
 (`trainer_for`); and one epoch (`run_epoch`), through the file when X is
-memory-mapped (`_mmap`).  It calls the engine and `_mmap`, never the
-estimator module.
+memory-mapped (`_mmap`); and where a Ctrl-C lands during training
+(`interrupts_deferred`: between two epochs).  It calls the engine and
+`_mmap`, never the estimator module.
 """
 
+import contextlib
+import signal
+import threading
 import warnings
 
 import numpy as np
@@ -102,3 +106,31 @@ def same_form(state, target):
                     np.shape(a) != np.shape(b) for a, b in zip(state[key], value)):
                 return False
     return True
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Within: Ctrl-C sets a flag instead of raising ``KeyboardInterrupt``.
+
+    Yields a list that is non-empty once a SIGINT arrived.  The training
+    driver checks it after each epoch's bookkeeping, so an interrupt always
+    lands between two epochs: the compiled epoch runs without the GIL to its
+    end, and Python would otherwise raise the interrupt the moment that call
+    returns, before the epoch is counted (weights of N + 1 epochs, n_iter_
+    of N).  Only where Python's own handler is in place, in the main thread
+    (a handler of the user's own, or a worker thread, is left as it is).
+    """
+    flag = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield flag
+        return
+
+    def note(signum, frame):
+        flag.append(signum)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -151,6 +151,24 @@ int cs_openmp_enabled(void)
 #endif
 }
 
+/* The team size of the calling thread's last row-kernel call (1 when it
+ * stayed serial): written by the team's thread 0, which is the caller, into
+ * the caller's thread-local slot, so concurrent callers do not race.  For
+ * the tests (the thread count a call really used); costs one store. */
+static _Thread_local int last_team = 1;
+
+int cs_last_team_size(void)
+{
+    return last_team;
+}
+
+#ifdef _OPENMP
+#define CS_RECORD_TEAM()                                                            \
+    do { if (omp_get_thread_num() == 0) last_team = omp_get_num_threads(); } while (0)
+#else
+#define CS_RECORD_TEAM() ((void)0)
+#endif
+
 int cs_max_threads(void)
 {
 #ifdef _OPENMP
@@ -183,29 +201,38 @@ void cs_softmax_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,           
 {                                                                                   \
     const cs_table *t = get_active();                                               \
     int nc = n_chunks(n, m);                                                        \
+    last_team = 1;                                                                  \
     _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++)                                                    \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
         t->cs_softmax_##S(z + CS_ROW0(c) * ldz, ldz, out + CS_ROW0(c) * ldo, ldo,   \
                           CS_ROW0(c + 1) - CS_ROW0(c), m);                          \
+    }                                                                               \
 }                                                                                   \
 void cs_log_softmax_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,          \
                         ptrdiff_t n, ptrdiff_t m)                                   \
 {                                                                                   \
     const cs_table *t = get_active();                                               \
     int nc = n_chunks(n, m);                                                        \
+    last_team = 1;                                                                  \
     _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++)                                                    \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
         t->cs_log_softmax_##S(z + CS_ROW0(c) * ldz, ldz, out + CS_ROW0(c) * ldo,    \
                               ldo, CS_ROW0(c + 1) - CS_ROW0(c), m);                 \
+    }                                                                               \
 }                                                                                   \
 void cs_logsumexp_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t m) \
 {                                                                                   \
     const cs_table *t = get_active();                                               \
     int nc = n_chunks(n, m);                                                        \
+    last_team = 1;                                                                  \
     _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++)                                                    \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
         t->cs_logsumexp_##S(z + CS_ROW0(c) * ldz, ldz, out + CS_ROW0(c),            \
                             CS_ROW0(c + 1) - CS_ROW0(c), m);                        \
+    }                                                                               \
 }                                                                                   \
 double cs_nll_##S(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const double *w,  \
                   double gmul, T *loss, T *grad, ptrdiff_t ldg, ptrdiff_t n,        \
@@ -213,11 +240,13 @@ double cs_nll_##S(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const double *w
 {                                                                                   \
     const cs_table *t = get_active();                                               \
     int nc = n_chunks(n, m);                                                        \
+    last_team = 1;                                                                  \
     if (nc == 1)                                                                    \
         return t->cs_nll_##S(z, ldz, y, w, gmul, loss, grad, ldg, n, m);            \
     double part[CS_MAX_CHUNKS];                                                     \
     _Pragma("omp parallel for num_threads(nc) schedule(static)")                    \
     for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
         ptrdiff_t i0 = CS_ROW0(c);                                                  \
         part[c] = t->cs_nll_##S(z + i0 * ldz, ldz, y + i0, w ? w + i0 : NULL, gmul, \
                                 loss ? loss + i0 : NULL, grad ? grad + i0 * ldg : NULL, \

@@ -58,5 +58,6 @@ int cs_simd_supported(const char *name);/* built, and this CPU can run it */
 /* OpenMP: whether the dispatch layer was built with it, and its team size */
 int cs_openmp_enabled(void);
 int cs_max_threads(void);
+int cs_last_team_size(void);   /* threads of this thread's last row-kernel call */
 
 #endif
