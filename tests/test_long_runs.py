@@ -12,6 +12,7 @@ which catches a leaked reference to even the smallest object.
 
 import gc
 import io
+import os
 import pickle
 import sys
 import warnings
@@ -211,3 +212,122 @@ def test_partial_fit_save_load_pickle_cycles_do_not_grow_memory(record_property)
     record_property("block_growth", blocks)
     assert grown < LIMIT_MB, f"RSS grew by {grown:.1f} MB over 1000 cycles"
     assert blocks < 250, f"{blocks} more Python blocks after 1000 cycles"
+
+
+# ---------------------------------------------------------------------------
+# the soak: mixed work from 4 threads at once, for minutes
+
+SOAK_SECONDS = float(os.environ.get("CYSOFTMAX_SOAK_SECONDS", "600"))
+
+
+@pytest.mark.slow
+def test_soak_mixed_work_from_4_threads(record_property):
+    """For SOAK_SECONDS (10 minutes; CYSOFTMAX_SOAK_SECONDS overrides), 4
+    threads at once pick at random among kernel calls (both sides of the
+    threading threshold, float32 and float64, with and without out=), fits,
+    partial_fits, predictions and save/load round trips; every result must
+    equal the one computed serially before the run, bit for bit.  The RSS,
+    sampled each second, must stay flat: after the first quarter of the run
+    (allocator and caches warm), it may not rise by more than LIMIT_MB x 3."""
+    import random
+    import threading
+    import time
+
+    rng = np.random.default_rng(0)
+    inputs = {}
+    for dtype in (np.float32, np.float64):
+        for shape in ((64, 10), (300, 200), (40, 5000)):
+            z = (rng.standard_normal(shape) * 5).astype(dtype)
+            z.flags.writeable = False
+            y = rng.integers(0, shape[1], shape[0])
+            inputs[(np.dtype(dtype).name, shape)] = (z, y)
+    X, yb = _blobs()
+    Xf = X.astype(np.float32)
+
+    def kernel_jobs(z, y):
+        return {
+            "softmax": lambda: softmax(z),
+            "log_softmax(out=)": lambda: log_softmax(z, out=np.empty_like(z)),
+            "logsumexp": lambda: logsumexp(z),
+            "nll_none": lambda: nll_loss(z, y, reduction="none"),
+            "nll_grad": lambda: nll_loss_and_gradient(z, y)[1],
+        }
+
+    def fit_job(seed, dtype):
+        def job():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf = Classifier(hidden_layer_sizes=(8,), max_iter=3,
+                                 random_state=seed).fit(X.astype(dtype), yb)
+            return np.concatenate([a.ravel().astype(np.float64)
+                                   for a in clf.coefs_ + clf.intercepts_])
+        return job
+
+    fitted = Classifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted.fit(Xf, yb)
+
+    def round_trip():
+        buf = io.BytesIO()
+        fitted.save(buf)
+        buf.seek(0)
+        return load(buf).predict_proba(Xf)
+
+    def partial_job():
+        clf = Classifier(hidden_layer_sizes=(8,), random_state=1)
+        for _ in range(3):
+            clf.partial_fit(Xf, yb, classes=[0, 1, 2])
+        return clf.coefs_[0].copy()
+
+    jobs = {}
+    for key, (z, y) in inputs.items():
+        for name, f in kernel_jobs(z, y).items():
+            jobs[f"{name} {key}"] = f
+    for seed in range(3):
+        for dtype in (np.float32, np.float64):
+            jobs[f"fit {seed} {np.dtype(dtype).name}"] = fit_job(seed, dtype)
+    jobs["predict_proba"] = lambda: fitted.predict_proba(Xf)
+    jobs["save/load"] = round_trip
+    jobs["partial_fit"] = partial_job
+    expected = {name: f() for name, f in jobs.items()}      # serial references
+    names = sorted(jobs)
+
+    stop = threading.Event()
+    failures, counts = [], [0] * 4
+
+    def worker(k):
+        r = random.Random(k)
+        while not stop.is_set():
+            name = r.choice(names)
+            try:
+                got = jobs[name]()
+                if not np.array_equal(got, expected[name], equal_nan=True):
+                    failures.append(f"{name}: differs from the serial result")
+            except Exception as exc:                          # noqa: BLE001
+                failures.append(f"{name}: {exc!r}")
+            counts[k] += 1
+            if failures:
+                stop.set()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    samples = []
+    while time.monotonic() - start < SOAK_SECONDS and not stop.is_set():
+        time.sleep(1.0)
+        samples.append((time.monotonic() - start, rss_mb()))
+    stop.set()
+    for t in threads:
+        t.join()
+    record_property("calls", sum(counts))
+    assert not failures, failures[:5]
+    assert min(counts) > 0, counts
+    warm = [mb for t, mb in samples if t >= SOAK_SECONDS / 4]
+    assert warm, samples
+    rise = max(warm) - warm[0]
+    record_property("rss_rise_mb", round(rise, 2))
+    print(f"soak: {sum(counts)} calls in {SOAK_SECONDS:.0f} s from 4 threads "
+          f"({counts}); RSS {warm[0]:.0f} -> max {max(warm):.0f} MB after the warm-up")
+    assert rise < 3 * LIMIT_MB, f"RSS rose by {rise:.1f} MB after the warm-up"

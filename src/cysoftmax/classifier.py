@@ -471,23 +471,29 @@ class Classifier(ClassifierMixin, BaseEstimator):
         n_batches = -(-n // batch_size)
 
         pending = None   # the result of an epoch whose bookkeeping is not done yet
+        # a Ctrl-C sets `interrupted`; it is acted on between two epochs, after
+        # the bookkeeping of the one in flight (see _trainer.interrupts_deferred)
         try:
-            for _ in range(self.max_iter):
-                t0 = time.perf_counter()
-                if self.shuffle:
-                    rng.shuffle(order)
-                pending = None
-                pending = self._run_epoch(trainer, X, y, sample_weight, order, batch_size,
-                                          schedule.epoch_rate)
-                stop = self._end_epoch(pending, trainer, schedule, n, n_batches, total_w, t0,
-                                       early, X_val, y_val, sw_val)
-                pending = None
-                if stop or incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                        "and the optimization hasn't converged yet.", ConvergenceWarning)
+            with _trainer.interrupts_deferred() as interrupted:
+                for _ in range(self.max_iter):
+                    t0 = time.perf_counter()
+                    if self.shuffle:
+                        rng.shuffle(order)
+                    pending = None
+                    pending = self._run_epoch(trainer, X, y, sample_weight, order, batch_size,
+                                              schedule.epoch_rate)
+                    stop = self._end_epoch(pending, trainer, schedule, n, n_batches, total_w,
+                                           t0, early, X_val, y_val, sw_val)
+                    pending = None
+                    if interrupted:
+                        raise KeyboardInterrupt
+                    if stop or incremental:
+                        break
+                    if self.n_iter_ == self.max_iter:
+                        warnings.warn(
+                            f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                            "reached and the optimization hasn't converged yet.",
+                            ConvergenceWarning)
         except KeyboardInterrupt:
             # the epoch in flight ran to its end inside one compiled call; if
             # its bookkeeping was cut short, finish it, so n_iter_ and the
