@@ -224,6 +224,26 @@ def test_backprop_example_values():
     assert loss == pytest.approx(np.log(2), rel=1e-15)
     assert isinstance(dW, list) and isinstance(db, list)
     np.testing.assert_array_equal(db[1], [0.0, 0.0])
+    # closed form: all weights 0, so the hidden layer is relu(0) = 0 and the
+    # output delta D = (p - onehot) / n = [[-1/4, 1/4], [1/4, -1/4]] meets a
+    # zero activation (dW[1] = A^T D) and a zero W1 (D W1^T): all exactly 0
+    for g, ref in zip(dW + db, coefs + intercepts):
+        assert g.shape == ref.shape and g.dtype == ref.dtype
+        np.testing.assert_array_equal(g, 0.0)
+    # with output weights, the hidden delta is D W1^T * relu'(0) (= 0 at 0)
+    # and dW[1] = A^T D with A = relu(X W0): here W0 = I, so A = relu(X)
+    coefs = [np.eye(2, 3), np.array([[1.0, -1.0], [2.0, 0.5], [0.0, 3.0]])]
+    loss, dW, db = backprop(X, [0, 1], coefs, intercepts)
+    A = np.maximum(X @ coefs[0], 0.0)
+    Z = A @ coefs[1]
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    D = (P - np.eye(2)[[0, 1]]) / 2
+    np.testing.assert_allclose(dW[1], A.T @ D, rtol=1e-15, atol=1e-17)
+    np.testing.assert_allclose(db[1], D.sum(axis=0), rtol=1e-15, atol=1e-17)
+    D0 = (D @ coefs[1].T) * (X @ coefs[0] > 0)
+    np.testing.assert_allclose(dW[0], X.T @ D0, rtol=1e-15, atol=1e-17)
+    np.testing.assert_allclose(db[0], D0.sum(axis=0), rtol=1e-15, atol=1e-17)
 
 
 @pytest.mark.parametrize("scale", [2.0 ** 1000, 1e308, 2.0 ** -1070, 5e-324])
