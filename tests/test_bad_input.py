@@ -1501,10 +1501,13 @@ def test_save_load(thunk, outcome):
 
 def test_load_survives_every_single_byte_flip():
     """Flip each 37th byte of a saved model in turn: load either refuses the file
-    with ValueError, or returns a model whose predictions are finite (a flip inside
-    a weight's mantissa is still a valid model)."""
+    with ValueError, or -- the flip was in a part of the zip that carries no
+    data (a timestamp, an unused field), since every member's data is
+    covered by its CRC-32 and its header by the structure checks -- returns
+    the very model that was saved."""
     X, _ = _blobs()
     raw = _saved()
+    want = _load_bytes(raw).predict_proba(X)
     outcomes = {"refused": 0, "loaded": 0}
     for bad in _one_bit_flipped_everywhere(raw):
         try:
@@ -1513,12 +1516,8 @@ def test_load_survives_every_single_byte_flip():
             outcomes["refused"] += 1
             continue
         outcomes["loaded"] += 1
-        try:
-            proba = clf.predict_proba(X)
-        except ValueError:
-            continue                       # e.g. an overflow reported as such
-        assert np.isfinite(proba).all()
-    assert outcomes["refused"] > 0
+        np.testing.assert_array_equal(clf.predict_proba(X), want)
+    assert outcomes["refused"] > 0 and outcomes["loaded"] > 0, outcomes
 
 
 # ===========================================================================

@@ -39,7 +39,16 @@ HARD_TIMEOUT = 240      # the whole child, whatever happens
 SCRIPT = r"""
 import json, sys, time, warnings
 import numpy as np
+import cysoftmax._trainer
 from cysoftmax import Classifier
+
+# a marker line just before each compiled epoch starts (the parent times the
+# signal from it, so that it lands inside the epoch, not in the setup)
+_run_epoch = cysoftmax._trainer.run_epoch
+def _marked(*args, **kw):
+    print("EPOCH START", flush=True)
+    return _run_epoch(*args, **kw)
+cysoftmax._trainer.run_epoch = _marked
 
 mode, path = sys.argv[1], sys.argv[2]
 n, max_iter = int(sys.argv[3]), int(sys.argv[4])
@@ -182,9 +191,10 @@ def test_sigint_during_fit_stops_after_the_epoch_in_flight(tmp_path, mode):
     with Child(mode, tmp_path / "X.npy") as child:
         t_call, _ = child.wait_for("CALL", STARTUP_TIMEOUT)
         t_first, line = child.wait_for("Epoch 1,", STARTUP_TIMEOUT)
+        child.wait_for("EPOCH START", STARTUP_TIMEOUT)          # epoch 2 begins
         # a little into epoch 2, so that the signal comes during the compiled
         # epoch, not in the Python code between epochs
-        time.sleep(min(0.25 * float(line.rsplit(", ", 1)[1].split()[0]), 1.0))
+        time.sleep(min(0.25 * float(line.rsplit(", ", 1)[1].split()[0]), 0.1))
         child.proc.send_signal(signal.SIGINT)
         t_sig = time.perf_counter()
         # one epoch, as the parent saw it (validation, the trainer and epoch 1)
@@ -204,10 +214,11 @@ def test_sigint_during_partial_fit_finishes_its_epoch(tmp_path):
     with Child("partial_fit", tmp_path / "X.npy") as child:
         _, line = child.wait_for("Epoch 1,", STARTUP_TIMEOUT)
         child.wait_for("CALL", STARTUP_TIMEOUT)
+        child.wait_for("EPOCH START", STARTUP_TIMEOUT)      # the long call's epoch begins
         # the warm-up call had a tenth of the rows: its time is about a tenth
         # of the long call's (less, as it included setting the trainer up)
         warm_s = float(line.rsplit(", ", 1)[1].split()[0])
-        time.sleep(min(max(2 * warm_s, 0.15), 1.0))
+        time.sleep(min(max(warm_s, 0.02), 0.1))
         child.proc.send_signal(signal.SIGINT)
         t_sig = time.perf_counter()
         t_back, _ = child.wait_for("RETURNED", HARD_TIMEOUT)

@@ -626,22 +626,32 @@ def _trainable(a):
     return a if ok else np.array(a, order="C")
 
 
-def load(path):
+def load(path, *, max_bytes=_persistence.MAX_BYTES):
     """Read a Classifier written by :meth:`Classifier.save`.
 
-    Only plain numeric and string arrays are read (``allow_pickle=False``), so
-    a file from an untrusted source cannot run code; a file that is not a
-    valid model (not an ``.npz``, missing keys, wrong shapes or dtypes,
-    non-finite weights, invalid parameters) raises ``ValueError``.  A missing
+    Only plain numeric and string arrays are read (never pickle), so a file
+    from an untrusted source cannot run code; a file that is not a valid
+    model (not an ``.npz``, missing keys, wrong shapes or dtypes, non-finite
+    weights, invalid parameters) raises ``ValueError``.  Reads are bounded:
+    each array's shape and dtype are checked from its header against the
+    model's structure before any data is read, each is read as exactly its
+    declared size (a member that decompresses to more or less is refused),
+    and a file whose arrays declare more than `max_bytes` bytes in all is
+    refused with a ``ValueError`` that names ``max_bytes`` -- so a small
+    "decompression bomb" cannot make it allocate without bound.  A missing
     or unreadable file raises ``OSError`` as ``open`` does.  The format and
     its checks live in ``_persistence.py``.
 
     Parameters
     ----------
     path : str, path-like or readable binary file
+    max_bytes : int, default 2**31 (2 GiB)
+        The most bytes of array data (the sum of the declared sizes of the
+        arrays read) to accept.  Peak memory is at most about twice this.
+        Raise it to load a trusted model larger than 2 GiB.
 
     Returns
     -------
     Classifier
     """
-    return _persistence.read(path, Classifier)
+    return _persistence.read(path, Classifier, max_bytes)
