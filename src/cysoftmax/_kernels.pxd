@@ -16,6 +16,7 @@ cdef extern from "rows.h" nogil:
     void cs_exp_nr_array_f(const float *x, float *out, Py_ssize_t n)
     void cs_exp_nr_array_d(const double *x, double *out, Py_ssize_t n)
     void cs_log1_array(const double *x, double *out, Py_ssize_t n)
+    void cs_log1p_array(const double *x, double *out, Py_ssize_t n)
     int cs_labels_ok(const Py_ssize_t *y, Py_ssize_t n, Py_ssize_t m)
     int cs_simd_select(const char *name)
     const char *cs_simd_active()

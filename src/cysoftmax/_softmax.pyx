@@ -232,6 +232,14 @@ def log1_array(const double[::1] x, double[::1] out):
         cs_log1_array(&x[0], &out[0], x.shape[0])
 
 
+def log1p_array(const double[::1] x, double[::1] out):
+    """out = log1p(x) with the kernels' log1p of a row sum's tail: for x >= 0 (or NaN) only."""
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        cs_log1p_array(&x[0], &out[0], x.shape[0])
+
+
 # ---------------------------------------------------------------- SIMD dispatch
 VARIANTS = ("baseline", "avx2", "avx512")
 

@@ -192,4 +192,19 @@ static inline double cs_log1_d(double s)
     return (u * (hfsq + z * P) + kd * ln2_lo - hfsq + r + kd * ln2_hi) + (s - s);
 }
 
+/*
+ * log1p(t) for t >= 0 (or NaN), vectorizable: the kernels' log of a row
+ * sum written s = 1 + t, t the sum of every exp but one arg-max entry's.
+ * u = 1 + t rounds; log1p(t) = log(u) + log(1 + d/u) with d = t - (u - 1)
+ * the rounding's exact error (u - 1 is exact for 1 <= u < 2^53), and
+ * log(1 + d/u) = d/u to within (d/u)^2 / 2 <= 2^-107.  So a tail below eps
+ * is kept (t < 2^-53: u = 1, the result is t itself) and the relative error
+ * stays that of cs_log1_d, <= 1.5 ulp (tests/test_exp.py).
+ */
+static inline double cs_log1p_d(double t)
+{
+    double u = 1.0 + t;
+    return cs_log1_d(u) + (t - (u - 1.0)) / u;
+}
+
 #endif

@@ -278,3 +278,8 @@ void cs_log1_array(const double *x, double *out, ptrdiff_t n)
 {
     get_active()->cs_log1_array(x, out, n);
 }
+
+void cs_log1p_array(const double *x, double *out, ptrdiff_t n)
+{
+    get_active()->cs_log1p_array(x, out, n);
+}

@@ -17,6 +17,7 @@
 
 #define CS_BLK (64 / (ptrdiff_t)sizeof(T))  /* rows per block on the small-m path: one 64-byte vector */
 #define CS_SMALL_M 32   /* below this many classes, vectorize across rows */
+#define CS_SUM_BLK 256  /* entries per block of a row's sum (rows.template.h) */
 
 #define T float
 #define S f
@@ -60,4 +61,11 @@ void CS_VNAME(cs_log1_array, CS_VARIANT)(const double *x, double *out, ptrdiff_t
 #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++)
         out[i] = cs_log1_d(x[i]);
+}
+
+void CS_VNAME(cs_log1p_array, CS_VARIANT)(const double *x, double *out, ptrdiff_t n)
+{
+#pragma omp simd
+    for (ptrdiff_t i = 0; i < n; i++)
+        out[i] = cs_log1p_d(x[i]);
 }

@@ -37,11 +37,13 @@
 
 /* kernels that do not depend on the element type: one per variant (rows.c).
    cs_labels_ok: 1 when every label is in [0, m) (the Python fast path's
-   range check); cs_log1_array: the small-m kernels' log of a row sum
-   (cs_log1_d, s >= 1), for testing */
+   range check); cs_log1_array / cs_log1p_array: the small-m kernels' log
+   of a row sum (cs_log1_d, s >= 1) and log1p of its tail (cs_log1p_d,
+   t >= 0), for testing */
 #define CS_UNTYPED_KERNELS(X)                                                       \
     X(int, cs_labels_ok, (const ptrdiff_t *y, ptrdiff_t n, ptrdiff_t m), (y, n, m)) \
-    X(void, cs_log1_array, (const double *x, double *out, ptrdiff_t n), (x, out, n))
+    X(void, cs_log1_array, (const double *x, double *out, ptrdiff_t n), (x, out, n)) \
+    X(void, cs_log1p_array, (const double *x, double *out, ptrdiff_t n), (x, out, n))
 
 #define CS_ALL_KERNELS(X) CS_KERNELS(X, float, f) CS_KERNELS(X, double, d) CS_UNTYPED_KERNELS(X)
 

@@ -4,12 +4,20 @@
  *
  * Per row, three passes that stay in L1:
  *   1. r = max_j z_j                     (-inf entries never win; NaN ignored)
- *   2. e_j = exp(z_j - r), s = sum e_j   (s in double; a NaN entry makes s NaN)
+ *   2. e_j = exp(z_j - r), split as s = sum_j e_j = n1 + tail: n1 the
+ *      number of e_j that are exactly 1 (the max, its ties), tail the sum
+ *      of the others, in double (a NaN entry makes it NaN).  So
+ *      log s = log1p(t) with t = (n1 - 1) + tail, the sum of every exp but
+ *      one arg-max entry's: no tail below eps is lost (log_softmax of the
+ *      dominant class, logsumexp, the NLL of a confident row are exact in
+ *      relative terms), and t is summed without a 1 in it, in blocks of
+ *      CS_SUM_BLK (a vectorized reduction each, added into the row's
+ *      double), so long float64 rows keep s to a few eps.
  *      Pass 1 also finds the row min: when min - r >= CS_EXP_LO, every
  *      exp(z_j - r) is a normal number and the cheaper CS_EXP_NR computes
  *      it (same bits, a third of the work); otherwise (-inf masks, huge
  *      spreads) the general CS_EXP, with its clamps and gradual underflow.
- *   3. scale, or subtract log s
+ *   3. scale, or subtract log1p(t)
  * A row whose max is not finite (+inf present, or only -inf/NaN) has no
  * meaningful softmax: it becomes NaN, as in PyTorch; a NaN anywhere in a
  * finite row turns s, hence the whole row, into NaN without a branch.
@@ -42,46 +50,58 @@ static inline T FN(row_max_nr)(const T *z, ptrdiff_t m, int *nr)
    gcc into computing both and blending, which is slower than either.) */
 #define CS_EXP_SEL(nr, f, ...) ((nr) ? f(__VA_ARGS__, CS_EXP_NR) : f(__VA_ARGS__, CS_EXP))
 
-/* o_j = exp(z_j - r); returns sum_j o_j in double.  o may equal z. */
-CS_ALWAYS_INLINE double FN(exp_shift_sum_with)(const T *z, T *o, ptrdiff_t m, T r, T (*ex)(T))
+/* One block of the split sum (pass 2 above): e = exp(x) is added to the
+   tail unless it is exactly 1, and counted in *cb if it is (cb in T: exact
+   for a block).  `e == 1 ? 0 : e` keeps a NaN in the tail. */
+#define CS_SPLIT_ACC(e, tb, cb)                                                     \
+    do {                                                                            \
+        tb += (double)((e) == (T)1 ? (T)0 : (e));                                   \
+        cb += (e) == (T)1 ? (T)1 : (T)0;                                            \
+    } while (0)
+
+/* o_j = exp(z_j - r) (when o != NULL; o may equal z); returns the tail
+   (the sum of the e_j that are not exactly 1) and sets *n1 to the count
+   of those that are. */
+CS_ALWAYS_INLINE double FN(exp_split_with)(const T *z, T *o, ptrdiff_t m, T r, double *n1,
+                                           T (*ex)(T))
 {
-    double s = 0.0;
-    if (z == o) {
-#pragma omp simd reduction(+ : s)
-        for (ptrdiff_t j = 0; j < m; j++) {
-            T e = ex(o[j] - r);
-            o[j] = e;
-            s += (double)e;
+    double tail = 0.0, ones = 0.0;
+    for (ptrdiff_t j0 = 0; j0 < m; j0 += CS_SUM_BLK) {
+        ptrdiff_t j1 = m - j0 < CS_SUM_BLK ? m : j0 + CS_SUM_BLK;
+        double tb = 0.0;
+        T cb = 0;
+        if (o == NULL) {
+#pragma omp simd reduction(+ : tb, cb)
+            for (ptrdiff_t j = j0; j < j1; j++) {
+                T e = ex(z[j] - r);
+                CS_SPLIT_ACC(e, tb, cb);
+            }
+        } else if (o == z) {
+#pragma omp simd reduction(+ : tb, cb)
+            for (ptrdiff_t j = j0; j < j1; j++) {
+                T e = ex(o[j] - r);
+                o[j] = e;
+                CS_SPLIT_ACC(e, tb, cb);
+            }
+        } else {
+#pragma omp simd reduction(+ : tb, cb)
+            for (ptrdiff_t j = j0; j < j1; j++) {
+                T e = ex(z[j] - r);
+                o[j] = e;
+                CS_SPLIT_ACC(e, tb, cb);
+            }
         }
-    } else {
-#pragma omp simd reduction(+ : s)
-        for (ptrdiff_t j = 0; j < m; j++) {
-            T e = ex(z[j] - r);
-            o[j] = e;
-            s += (double)e;
-        }
+        tail += tb;
+        ones += (double)cb;
     }
-    return s;
+    *n1 = ones;
+    return tail;
 }
 
-/* sum_j exp(z_j - r) without storing. */
-CS_ALWAYS_INLINE double FN(exp_shift_sum_only_with)(const T *z, ptrdiff_t m, T r, T (*ex)(T))
+/* the split sum with the exp chosen for the row (nr: see row_max_nr) */
+static inline double FN(exp_split)(const T *z, T *o, ptrdiff_t m, T r, int nr, double *n1)
 {
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (ptrdiff_t j = 0; j < m; j++)
-        s += (double)ex(z[j] - r);
-    return s;
-}
-
-static inline double FN(exp_shift_sum)(const T *z, T *o, ptrdiff_t m, T r, int nr)
-{
-    return CS_EXP_SEL(nr, FN(exp_shift_sum_with), z, o, m, r);
-}
-
-static inline double FN(exp_shift_sum_only)(const T *z, ptrdiff_t m, T r, int nr)
-{
-    return CS_EXP_SEL(nr, FN(exp_shift_sum_only_with), z, m, r);
+    return CS_EXP_SEL(nr, FN(exp_split_with), z, o, m, r, n1);
 }
 
 static inline void FN(fill)(T *o, ptrdiff_t m, T v)
@@ -98,25 +118,34 @@ static inline void FN(fill)(T *o, ptrdiff_t m, T v)
  * pass vectorizes across the rows b instead: max, exp, sum all become
  * lane-wise operations of fixed trip count.  Unused lanes of the last block
  * are padded with 0 and never written back.
- * On return: buf holds exp(z - r), r[b] the row max, s[b] the sum (double),
- * and ok[b] is 1 where the row max is finite (else the row is a NaN row).
+ * On return: buf holds exp(z - r), r[b] the row max, tail[b] and n1[b]
+ * the split sum (double: see the file comment), and ok[b] is 1 where the
+ * row max is finite (else the row is a NaN row).
  */
-/* col[b] = exp(col[b] - r[b]), s[b] += col[b] over the m columns of buf */
-CS_ALWAYS_INLINE void FN(block_exp_cols)(T *buf, ptrdiff_t m, const T *r, double *s, T (*ex)(T))
+/* col[b] = exp(col[b] - r[b]) over the m columns of buf, split-summed */
+CS_ALWAYS_INLINE void FN(block_exp_cols)(T *buf, ptrdiff_t m, const T *r, double *tail,
+                                         double *n1, T (*ex)(T))
 {
+    T cb[CS_BLK];
+#pragma omp simd
+    for (ptrdiff_t b = 0; b < CS_BLK; b++)
+        cb[b] = 0;
     for (ptrdiff_t j = 0; j < m; j++) {
         T *col = buf + j * CS_BLK;
 #pragma omp simd
         for (ptrdiff_t b = 0; b < CS_BLK; b++) {
             T e = ex(col[b] - r[b]);
             col[b] = e;
-            s[b] += (double)e;
+            CS_SPLIT_ACC(e, tail[b], cb[b]);
         }
     }
+#pragma omp simd
+    for (ptrdiff_t b = 0; b < CS_BLK; b++)
+        n1[b] = (double)cb[b];
 }
 
 static inline void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdiff_t m,
-                                 T *buf, T *r, double *s)
+                                 T *buf, T *r, double *tail, double *n1)
 {
     /* j outer, b inner: the compiler turns the b loop into plain loads
        (a full block) rather than scatters, which are slow (measured: the
@@ -135,7 +164,7 @@ static inline void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdif
     for (ptrdiff_t b = 0; b < CS_BLK; b++) {
         r[b] = -(T)INFINITY;
         lo[b] = (T)INFINITY;
-        s[b] = 0.0;
+        tail[b] = 0.0;
     }
     for (ptrdiff_t j = 0; j < m; j++) {
         T *col = buf + j * CS_BLK;
@@ -149,7 +178,7 @@ static inline void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdif
 #pragma omp simd reduction(& : nr)
     for (ptrdiff_t b = 0; b < CS_BLK; b++)
         nr &= lo[b] - r[b] >= CS_EXP_LO;
-    CS_EXP_SEL(nr, FN(block_exp_cols), buf, m, r, s);
+    CS_EXP_SEL(nr, FN(block_exp_cols), buf, m, r, tail, n1);
 }
 
 /* finite without a branch or a libm call: x - x is 0 only for finite x */
@@ -170,13 +199,13 @@ static void FN(softmax_small)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
                               ptrdiff_t n, ptrdiff_t m)
 {
     T buf[CS_SMALL_M * CS_BLK], r[CS_BLK], inv[CS_BLK];
-    double s[CS_BLK];
+    double tail[CS_BLK], n1[CS_BLK];
     for (ptrdiff_t i0 = 0; i0 < n; i0 += CS_BLK) {
         ptrdiff_t nb = n - i0 < CS_BLK ? n - i0 : CS_BLK;
-        FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, s);
+        FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, tail, n1);
 #pragma omp simd
         for (ptrdiff_t b = 0; b < CS_BLK; b++)
-            inv[b] = CS_FINITE(r[b]) ? (T)(1.0 / s[b]) : (T)NAN;
+            inv[b] = CS_FINITE(r[b]) ? (T)(1.0 / (n1[b] + tail[b])) : (T)NAN;
         FN(block_store_scaled)(buf, inv, out + i0 * ldo, ldo, nb, m);
     }
 }
@@ -185,13 +214,13 @@ static void FN(log_softmax_small)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t l
                                   ptrdiff_t n, ptrdiff_t m)
 {
     T buf[CS_SMALL_M * CS_BLK], r[CS_BLK], ls[CS_BLK];
-    double s[CS_BLK];
+    double tail[CS_BLK], n1[CS_BLK];
     for (ptrdiff_t i0 = 0; i0 < n; i0 += CS_BLK) {
         ptrdiff_t nb = n - i0 < CS_BLK ? n - i0 : CS_BLK;
-        FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, s);
+        FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, tail, n1);
 #pragma omp simd
-        for (ptrdiff_t b = 0; b < CS_BLK; b++)   /* (padding lanes: s = m) */
-            ls[b] = CS_FINITE(r[b]) ? (T)cs_log1_d(s[b]) : (T)NAN;
+        for (ptrdiff_t b = 0; b < CS_BLK; b++)   /* (padding lanes: n1 = m) */
+            ls[b] = CS_FINITE(r[b]) ? (T)cs_log1p_d((n1[b] - 1.0) + tail[b]) : (T)NAN;
         for (ptrdiff_t b = 0; b < nb; b++) {
             const T *zi = z + (i0 + b) * ldz;
             T *o = out + (i0 + b) * ldo;
@@ -217,8 +246,8 @@ void FN(cs_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
             FN(fill)(oi, m, (T)NAN);
             continue;
         }
-        double s = FN(exp_shift_sum)(zi, oi, m, r, nr);
-        T inv = (T)(1.0 / s);
+        double n1, tail = FN(exp_split)(zi, oi, m, r, nr, &n1);
+        T inv = (T)(1.0 / (n1 + tail));
 #pragma omp simd
         for (ptrdiff_t j = 0; j < m; j++)
             oi[j] *= inv;
@@ -242,8 +271,10 @@ void FN(cs_log_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
             continue;
         }
         /* (z_j - r) - log s, never z_j - (r + log s): the latter loses
-           everything when |r| is huge. */
-        T ls = (T)log(FN(exp_shift_sum_only)(zi, m, r, nr));
+           everything when |r| is huge; log s = log1p(t), both terms of one
+           sign, so every entry is accurate in relative terms. */
+        double n1, tail = FN(exp_split)(zi, NULL, m, r, nr, &n1);
+        T ls = (T)log1p((n1 - 1.0) + tail);
         if (zi == oi) {
 #pragma omp simd
             for (ptrdiff_t j = 0; j < m; j++)
@@ -273,7 +304,8 @@ void FN(cs_logsumexp)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t 
         }
         /* r + log s rounded once from double: a float32 result beyond
            FLT_MAX correctly becomes +inf. */
-        out[i] = (T)((double)r + log(FN(exp_shift_sum_only)(zi, m, r, nr)));
+        double n1, tail = FN(exp_split)(zi, NULL, m, r, nr, &n1);
+        out[i] = (T)((double)r + log1p((n1 - 1.0) + tail));
     }
 }
 
@@ -282,26 +314,19 @@ void FN(cs_logsumexp)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t 
  * Small m, a block of rows at a time (see block_exp), everything lane-wise
  * that can be: the gradient is scaled column by column in the block buffer
  * and copied out like softmax's; only the label entry and the rare rows
- * (weight 0, no finite max) are fixed up row by row.  Without per-row
- * losses or weights, sum_i log s_i is taken as the log of one running
- * product: each block's product (1 <= s_i <= m < 32, so it cannot
- * overflow) is multiplied in, and the product's binary exponent is moved
- * into an integer after every block, so it stays in [1, 2).  One log per
- * call replaces one per row (a third of the time at m = 10), and one per
- * block (a long dependency chain that stalled the pipeline every block:
- * 15% at m = 10).  Relative error of the product: one rounding per block,
- * far below the total's own.
+ * (weight 0, no finite max) are fixed up row by row.  The per-row
+ * log1p(t_i) is one vectorized cs_log1p_d over the block's lanes (no libm
+ * call per row, no dependency between blocks), so every C_i, and hence
+ * the total (a sum of non-negative terms), is exact in relative terms.
  */
 static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
                             const double *w, double gmul, T *loss, T *grad, ptrdiff_t ldg,
                             ptrdiff_t n, ptrdiff_t m)
 {
     T buf[CS_SMALL_M * CS_BLK], r[CS_BLK];
-    double s[CS_BLK], zy[CS_BLK], ey[CS_BLK], c[CS_BLK];
+    double tail[CS_BLK], n1[CS_BLK], zy[CS_BLK], ci[CS_BLK], inv[CS_BLK], oth[CS_BLK];
+    double c[CS_BLK];
     double total = 0.0;
-    double pacc = 1.0;          /* running product of the s_i, in [1, 2) */
-    int64_t eacc = 0;           /* ... times 2^eacc */
-    int nan_seen = 0;
     for (ptrdiff_t i0 = 0; i0 < n; i0 += CS_BLK) {
         ptrdiff_t nb = n - i0 < CS_BLK ? n - i0 : CS_BLK;
         /* z_y is read before any gradient row (maybe z itself) is written */
@@ -309,34 +334,40 @@ static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
             zy[b] = (double)z[(i0 + b) * ldz + y[i0 + b]];
         for (ptrdiff_t b = nb; b < CS_BLK; b++)
             zy[b] = 0.0;
-        FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, s);
-
+        FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, tail, n1);
+        /* C_i = log1p(t_i) + (r_i - z_y), both >= 0 (padding lanes: 0) */
+        double rz = 0.0;
+#pragma omp simd reduction(+ : rz)
+        for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+            double cb = CS_FINITE(r[b])
+                ? cs_log1p_d((n1[b] - 1.0) + tail[b]) + ((double)r[b] - zy[b]) : NAN;
+            cb = b < nb ? cb : 0.0;
+            ci[b] = cb;
+            rz += cb;
+        }
         if (loss || w) {
             for (ptrdiff_t b = 0; b < nb; b++) {
-                double wi = w ? w[i0 + b] : 1.0, wc = 0.0;
-                if (wi != 0.0)
-                    wc = wi * (CS_FINITE(r[b]) ? log(s[b]) + ((double)r[b] - zy[b]) : NAN);
+                double wi = w ? w[i0 + b] : 1.0;
+                double wc = wi != 0.0 ? wi * ci[b] : 0.0;
                 if (loss) loss[i0 + b] = (T)wc;
                 total += wc;
             }
         } else {
-            double prod = 1.0, rz = 0.0;
-#pragma omp simd reduction(* : prod) reduction(+ : rz)
-            for (ptrdiff_t b = 0; b < CS_BLK; b++) {
-                prod *= b < nb ? s[b] : 1.0;
-                rz += b >= nb ? 0.0 : CS_FINITE(r[b]) ? (double)r[b] - zy[b] : NAN;
-            }
             total += rz;
-            nan_seen |= prod != prod;
-            uint64_t u = cs_bits_d(pacc * prod);    /* >= 1, finite (or NaN) */
-            eacc += (int64_t)(u >> 52) - 1023;
-            pacc = cs_from_bits_d((u & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
         }
         if (!grad)
             continue;
 
-        for (ptrdiff_t b = 0; b < CS_BLK; b++)   /* (padding lanes: column 0) */
-            ey[b] = (double)buf[(b < nb ? y[i0 + b] : 0) * CS_BLK + b];
+        /* p_y - 1 = -(sum_{k != y} e_k) / s, the sum without a cancellation:
+           when e_y is exactly 1 it is t; else n1 + (tail - e_y) >= 1, and
+           tail - e_y errs by eps tail at most */
+#pragma omp simd
+        for (ptrdiff_t b = 0; b < CS_BLK; b++)
+            inv[b] = 1.0 / (n1[b] + tail[b]);
+        for (ptrdiff_t b = 0; b < CS_BLK; b++) {   /* (padding lanes: column 0) */
+            double ey = (double)buf[(b < nb ? y[i0 + b] : 0) * CS_BLK + b];
+            oth[b] = ey == 1.0 ? (n1[b] - 1.0) + tail[b] : n1[b] + (tail[b] - ey);
+        }
         /* the scale w_i gmul / s_i is applied in T when every w_i gmul <= 1
            (s_i >= 1), as softmax's 1 / s; else in double: (T)(w gmul / s)
            could overflow float for huge weights, and 0 * inf would turn an
@@ -350,16 +381,16 @@ static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
             T ct[CS_BLK];
             if (w) {
                 for (ptrdiff_t b = 0; b < nb; b++)
-                    ct[b] = (T)(w[i0 + b] * gmul / s[b]);
+                    ct[b] = (T)(w[i0 + b] * gmul * inv[b]);
             } else {
 #pragma omp simd
                 for (ptrdiff_t b = 0; b < CS_BLK; b++)
-                    ct[b] = (T)(gmul / s[b]);
+                    ct[b] = (T)(gmul * inv[b]);
             }
             FN(block_store_scaled)(buf, ct, grad + i0 * ldg, ldg, nb, m);
         } else {
             for (ptrdiff_t b = 0; b < nb; b++)
-                c[b] = (w ? w[i0 + b] : 1.0) * gmul / s[b];
+                c[b] = (w ? w[i0 + b] : 1.0) * gmul * inv[b];
             for (ptrdiff_t j = 0; j < m; j++) {
                 T *col = buf + j * CS_BLK;
 #pragma omp simd
@@ -377,10 +408,10 @@ static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
         for (ptrdiff_t b = 0; b < CS_BLK; b++)
             all_finite &= CS_FINITE(r[b]);
         if (!w && all_finite) {
-            T gy[CS_BLK];     /* p_y - 1 in double */
+            T gy[CS_BLK];
 #pragma omp simd
             for (ptrdiff_t b = 0; b < CS_BLK; b++)
-                gy[b] = (T)((ey[b] / s[b] - 1.0) * gmul);
+                gy[b] = (T)(-(oth[b] * inv[b]) * gmul);
             for (ptrdiff_t b = 0; b < nb; b++)
                 grad[(i0 + b) * ldg + y[i0 + b]] = gy[b];
             continue;
@@ -392,18 +423,16 @@ static double FN(nll_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
                 FN(fill)(gi, m, (T)0);
             else if (!CS_FINITE(r[b]))
                 FN(fill)(gi, m, (T)NAN);
-            else   /* p_y - 1 in double */
-                gi[y[i0 + b]] = (T)((ey[b] / s[b] - 1.0) * (wi * gmul));
+            else
+                gi[y[i0 + b]] = (T)(-(oth[b] * inv[b]) * (wi * gmul));
         }
     }
-    if (!(loss || w))
-        total += nan_seen ? NAN : (double)eacc * 0x1.62e42fefa39efp-1 + log(pacc);
     return total;
 }
 
 /*
  * Negative log-likelihood and its gradient in one pass over the logits.
- *   C_i = log s_i + (r_i - z_{i,y_i})          (= logsumexp(z_i) - z_{i,y_i})
+ *   C_i = log1p(t_i) + (r_i - z_{i,y_i})       (= logsumexp(z_i) - z_{i,y_i})
  *   total = sum_i w_i C_i                       (returned, double)
  *   loss[i] = w_i C_i                           (if loss != NULL)
  *   grad[i, j] = w_i gmul (p_ij - [j == y_i])   (if grad != NULL)
@@ -437,7 +466,8 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
             if (gi) FN(fill)(gi, m, (T)NAN);
         } else if (gi) {
             double zy = (double)zi[yi];     /* read before grad (maybe == z) is written */
-            double s = FN(exp_shift_sum)(zi, gi, m, r, nr);
+            double n1, tail = FN(exp_split)(zi, gi, m, r, nr, &n1);
+            double s = n1 + tail, t = (n1 - 1.0) + tail;
             double scale = wi * gmul;
             double ey = (double)gi[yi];     /* exp(z_y - r), before scaling */
             /* c <= 1 (scale <= 1, s >= 1) is applied in T, as softmax's
@@ -455,11 +485,14 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
                 for (ptrdiff_t j = 0; j < m; j++)
                     gi[j] = (T)((double)gi[j] * c);
             }
-            gi[yi] = (T)((ey / s - 1.0) * scale);   /* p_y - 1 in double */
-            ci = log(s) + ((double)r - zy);
+            /* p_y - 1 = -(sum_{k != y} e_k) / s without a cancellation (see
+               nll_small) */
+            double oth = ey == 1.0 ? t : n1 + (tail - ey);
+            gi[yi] = (T)(-(oth / s) * scale);
+            ci = log1p(t) + ((double)r - zy);
         } else {
-            double s = FN(exp_shift_sum_only)(zi, m, r, nr);
-            ci = log(s) + ((double)r - (double)zi[yi]);
+            double n1, tail = FN(exp_split)(zi, NULL, m, r, nr, &n1);
+            ci = log1p((n1 - 1.0) + tail) + ((double)r - (double)zi[yi]);
         }
         double wc = wi * ci;
         if (loss) loss[i] = (T)wc;
@@ -486,6 +519,7 @@ void FN(cs_exp_nr_array)(const T *x, T *out, ptrdiff_t n)
 }
 
 #undef FN
+#undef CS_SPLIT_ACC
 #undef CS_EXP_SEL
 #undef CS_CAT3
 #undef CS_CAT3_
