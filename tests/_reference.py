@@ -33,6 +33,9 @@ __all__ = [
     "ref_nll",
     "ref_softmax",
     "ref_softmax_rows",
+    "ref_softmax_where",
+    "ref_log_softmax_where",
+    "ref_logsumexp_where",
     "result_dtype",
     "rss_bytes",
 ]
@@ -151,6 +154,45 @@ def ref_nll(z, y, sample_weight=None, reduction="mean"):
     else:
         loss = float(wc.sum() / w.sum()) if n else nan
     return loss, grad.astype(dt)
+
+
+# ---------------------------------------------------------------------------
+# where= masks: the kept entries of each slice, dropped into an array of their
+# own and given the references above; masked entries get 0 (-inf for the log)
+
+
+def _rows_where(z, where, axis):
+    z64 = np.asarray(z).astype(np.float64)
+    keep = np.broadcast_to(np.asarray(where, dtype=bool), z64.shape)
+    z2, kept, axes, restore = _rows(z64, axis)
+    k2, _, _, _ = _rows(keep, axis)
+    return z2, k2, kept, axes, restore, z64.shape
+
+
+def ref_softmax_where(z, where, axis=-1, log=False):
+    """softmax (log_softmax) of the kept entries of every slice; 0 (-inf)
+    at the masked ones, and for a slice with no entry kept."""
+    z2, k2, _, _, restore, _ = _rows_where(z, where, axis)
+    out = np.full(z2.shape, -inf if log else 0.0)
+    for i in range(z2.shape[0]):
+        if k2[i].any():
+            out[i, k2[i]] = ref_softmax_rows(z2[i, k2[i]][None, :], log)[0]
+    return restore(out).astype(result_dtype(z))
+
+
+def ref_log_softmax_where(z, where, axis=-1):
+    return ref_softmax_where(z, where, axis, log=True)
+
+
+def ref_logsumexp_where(z, where, axis=-1, keepdims=False):
+    """logsumexp of the kept entries of every slice (-inf when none is kept)."""
+    z2, k2, kept, axes, _, shape = _rows_where(z, where, axis)
+    res = np.array([ref_lse_rows(z2[i, k2[i]][None, :])[0] for i in range(z2.shape[0])],
+                   dtype=np.float64).astype(result_dtype(z))
+    if keepdims:
+        return res.reshape([1 if i in axes else s for i, s in enumerate(shape)])
+    res = res.reshape(kept)
+    return res[()] if res.ndim == 0 else res
 
 
 # ===========================================================================

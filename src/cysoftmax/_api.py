@@ -17,6 +17,7 @@ from ._validation import (
     check_out,
     check_reduction,
     check_sample_weight,
+    check_where,
     rescale_weights,
     rows_view,
 )
@@ -31,14 +32,19 @@ __all__ = [
 ]
 
 
-def _rowwise(kernel, z, axis, out):
-    """Apply a row kernel over `axis` of `z`, into `out` or a new array."""
+def _rowwise(kernel, z, axis, out, where=None, masked=None):
+    """Apply a row kernel over `axis` of `z`, into `out` or a new array
+    (with a mask: the masked kernel `masked`, see check_where)."""
     given = z
     z = as_float_array(z, "z")
     axes = check_axis(axis, z.ndim)
+    mask = check_where(where, z.shape, axes)
     if out is not None:
-        # (the input as given too: an unaligned one was copied by as_float_array)
-        check_out(out, z.shape, z.dtype, (z, given))
+        # (the input as given too: an unaligned one was copied by as_float_array;
+        # and the mask, which the kernel reads while it writes out)
+        check_out(out, z.shape, z.dtype, (z, given, mask))
+    if mask is not None:
+        kernel = lambda a, o: masked(a, mask, o)  # noqa: E731
     z2, moved_shape, perm = rows_view(z, axes)
     if perm is None:
         # class axes are trailing: write straight into the result
@@ -57,7 +63,7 @@ def _rowwise(kernel, z, axis, out):
     return out
 
 
-def softmax(z, axis=-1, *, out=None):
+def softmax(z, axis=-1, *, where=None, out=None):
     r"""Softmax over `axis`: probabilities that are positive and sum to one.
 
     .. math::
@@ -75,6 +81,12 @@ def softmax(z, axis=-1, *, out=None):
     axis : int, tuple of ints or None, default -1
         The class axis (or axes, taken together).  ``None`` means all axes.
         Unlike ``scipy.special.softmax`` the default is the last axis.
+    where : array_like of bool, optional
+        Mask broadcastable to `z`'s shape: only the entries where it is True
+        take part, and the others get probability exactly 0.  A masked
+        entry's value is never used (a NaN or ``inf`` under the mask changes
+        nothing).  A slice with no entry left gives zeros, not NaN (see
+        Notes).  Anything but a boolean array is a ``TypeError``.
     out : ndarray, optional
         C-contiguous array of the result's shape and dtype to write into.  It
         may be `z` itself (in place).
@@ -91,6 +103,17 @@ def softmax(z, axis=-1, *, out=None):
     meaningful softmax and becomes all NaN (as in PyTorch); other slices are
     not affected.
 
+    With `where`, each slice is the softmax of its kept entries: the same
+    result, to rounding, as the softmax of those entries alone (the rules
+    above apply to them), with 0 at the masked ones.  A slice with every
+    entry masked gives all zeros rather than NaN: a fully padded query in
+    attention, or a state with no legal action in reinforcement learning,
+    contributes nothing instead of poisoning a sum.  (PyTorch's softmax
+    of ``z.masked_fill(~mask, -inf)`` gives NaN there.)  A mask that is not
+    of `z`'s shape, or (with `axis` not the trailing axes) not laid out like
+    the slices, is copied once as ``n m`` bytes, except a mask shared by
+    every slice, which is read as one slice.
+
     Examples
     --------
     >>> import numpy as np
@@ -102,17 +125,21 @@ def softmax(z, axis=-1, *, out=None):
            [1. , 0. ]])
     >>> softmax(np.array([1, 2], dtype=np.float32)).dtype
     dtype('float32')
+    >>> z = np.array([[1.0, 1.0, np.nan], [2.0, 3.0, 4.0]])
+    >>> softmax(z, where=np.array([[True, True, False], [False, False, False]]))
+    array([[0.5, 0.5, 0. ],
+           [0. , 0. , 0. ]])
     """
-    if out is None and axis == -1:
+    if out is None and axis == -1 and where is None:
         # a plain C-contiguous float batch, class axis last: checked and run
         # in compiled code (None: anything else, which the general path takes)
         res = _softmax.softmax_fast(z)
         if res is not None:
             return res
-    return _rowwise(_softmax.softmax_rows, z, axis, out)
+    return _rowwise(_softmax.softmax_rows, z, axis, out, where, _softmax.softmax_masked_rows)
 
 
-def log_softmax(z, axis=-1, *, out=None):
+def log_softmax(z, axis=-1, *, where=None, out=None):
     r"""Logarithm of the softmax over `axis`, computed without taking a log of a probability.
 
     .. math::
@@ -129,6 +156,11 @@ def log_softmax(z, axis=-1, *, out=None):
         Logits (see `softmax` for dtypes).
     axis : int, tuple of ints or None, default -1
         The class axis or axes; ``None`` means all axes.
+    where : array_like of bool, optional
+        Mask broadcastable to `z`'s shape: only the entries where it is True
+        take part; the others get ``-inf``.  A masked entry's value is never
+        used.  A slice with no entry left gives ``-inf``, not NaN (see
+        Notes).  Anything but a boolean array is a ``TypeError``.
     out : ndarray, optional
         C-contiguous output of the result's shape and dtype; may be `z`.
 
@@ -138,6 +170,16 @@ def log_softmax(z, axis=-1, *, out=None):
         Same shape as `z`.  ``-inf`` logits give ``-inf``; slices with a NaN,
         a ``+inf`` or only ``-inf`` entries give NaN.
 
+    Notes
+    -----
+    With `where`, each slice is the log-softmax of its kept entries (to
+    rounding, the result for those entries alone; the rules above apply
+    to them), ``-inf`` at the masked ones: a masked entry's value, even a
+    NaN or ``inf``, changes nothing.  A slice with every entry masked gives
+    all ``-inf`` (log of probabilities 0), not NaN as PyTorch's
+    ``log_softmax`` of ``z.masked_fill(~mask, -inf)`` does.  Masks are laid
+    out as in `softmax`.
+
     Examples
     --------
     >>> import numpy as np
@@ -146,15 +188,20 @@ def log_softmax(z, axis=-1, *, out=None):
     array([-0.69314718, -0.69314718])
     >>> log_softmax(np.array([0.0, -1000.0]))        # exp(-1000) underflows; its log does not
     array([    0., -1000.])
+    >>> log_softmax(np.array([[0.0, 0.0, np.inf], [1.0, 2.0, 3.0]]),
+    ...             where=np.array([[True, True, False], [False, False, False]]))
+    array([[-0.69314718, -0.69314718,        -inf],
+           [       -inf,        -inf,        -inf]])
     """
-    if out is None and axis == -1:
+    if out is None and axis == -1 and where is None:
         res = _softmax.log_softmax_fast(z)
         if res is not None:
             return res
-    return _rowwise(_softmax.log_softmax_rows, z, axis, out)
+    return _rowwise(_softmax.log_softmax_rows, z, axis, out, where,
+                    _softmax.log_softmax_masked_rows)
 
 
-def logsumexp(z, axis=-1, *, keepdims=False):
+def logsumexp(z, axis=-1, *, keepdims=False, where=None):
     r"""Log of the sum of exponentials over `axis`, without overflow.
 
     .. math::
@@ -170,6 +217,12 @@ def logsumexp(z, axis=-1, *, keepdims=False):
         ``scipy.special.logsumexp`` the default is the last axis.
     keepdims : bool, default False
         Keep the reduced axes with length one.
+    where : array_like of bool, optional
+        Mask broadcastable to `z`'s shape: only the entries where it is True
+        are summed.  A masked entry's value is never used (a NaN or ``inf``
+        under the mask changes nothing).  A slice with no entry left gives
+        ``-inf`` (the log of an empty sum), as SciPy's ``logsumexp`` of an
+        empty slice.  Anything but a boolean array is a ``TypeError``.
 
     Returns
     -------
@@ -177,7 +230,9 @@ def logsumexp(z, axis=-1, *, keepdims=False):
         A NumPy scalar when every axis is reduced without `keepdims`.
         Follows SciPy for special values: NaN if the slice holds a NaN,
         ``+inf`` if it holds a ``+inf``, ``-inf`` if it is empty or all
-        ``-inf``.  A true value beyond the dtype's range is ``+inf``.
+        ``-inf``.  A true value beyond the dtype's range is ``+inf``.  With
+        `where` these rules apply to the kept entries, and a slice with none
+        kept is ``-inf``.
 
     Examples
     --------
@@ -187,12 +242,19 @@ def logsumexp(z, axis=-1, *, keepdims=False):
     1000.6931471805599
     >>> logsumexp(np.array([[0.0, -np.inf], [-np.inf, -np.inf]]))
     array([  0., -inf])
+    >>> logsumexp(np.array([[0.0, 0.0, np.nan], [1.0, 2.0, 3.0]]),
+    ...           where=np.array([[True, True, False], [False, False, False]]))
+    array([0.69314718,       -inf])
     """
     z = as_float_array(z, "z")
     axes = check_axis(axis, z.ndim)
+    mask = check_where(where, z.shape, axes)
     z2, moved_shape, _ = rows_view(z, axes)
     res = np.empty(z2.shape[0], dtype=z.dtype)
-    _softmax.logsumexp_rows(z2, res)
+    if mask is None:
+        _softmax.logsumexp_rows(z2, res)
+    else:
+        _softmax.logsumexp_masked_rows(z2, mask, res)
     kept = moved_shape[:z.ndim - len(axes)]
     if keepdims:
         shape = tuple(1 if i in axes else s for i, s in enumerate(z.shape))

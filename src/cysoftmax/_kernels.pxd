@@ -25,3 +25,16 @@ cdef extern from "rows.h" nogil:
     int cs_openmp_enabled()
     int cs_max_threads()
     int cs_last_team_size()
+    # where= (masked.template.h): mask row i at mask + i * ldmask (0: one row for all)
+    void cs_softmax_masked_f(const float *z, Py_ssize_t ldz, const unsigned char *mask, Py_ssize_t ldmask,
+                             float *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_softmax_masked_d(const double *z, Py_ssize_t ldz, const unsigned char *mask, Py_ssize_t ldmask,
+                             double *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_log_softmax_masked_f(const float *z, Py_ssize_t ldz, const unsigned char *mask, Py_ssize_t ldmask,
+                                 float *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_log_softmax_masked_d(const double *z, Py_ssize_t ldz, const unsigned char *mask, Py_ssize_t ldmask,
+                                 double *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_logsumexp_masked_f(const float *z, Py_ssize_t ldz, const unsigned char *mask, Py_ssize_t ldmask,
+                               float *out, Py_ssize_t n, Py_ssize_t m)
+    void cs_logsumexp_masked_d(const double *z, Py_ssize_t ldz, const unsigned char *mask, Py_ssize_t ldmask,
+                               double *out, Py_ssize_t n, Py_ssize_t m)

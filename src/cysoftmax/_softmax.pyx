@@ -293,3 +293,83 @@ def last_team_size():
     """Threads the calling thread's last row-kernel call ran on (1 when it
     stayed serial).  For the tests: the thread count a call really used."""
     return cs_last_team_size()
+
+
+# ------------------------------------------------------------------ where=
+# The masked kernels (_kernels/masked.template.h).  `mask` is a C-contiguous
+# uint8 array (a bool array viewed as uint8: no copy) laid out like z's rows
+# by _validation.check_where: shape (n, m), or (1, m) when every row has the
+# same mask (the kernel then reads that one row: row stride 0).
+
+cdef Py_ssize_t _mask_stride(object z, object mask) except -1:
+    """The kernel's row stride of `mask` for rows `z`, after checking its shape."""
+    if (mask.ndim != 2 or mask.shape[1] != z.shape[1]
+            or (mask.shape[0] != 1 and mask.shape[0] != z.shape[0])):
+        raise ValueError(f"mask of shape {mask.shape} does not fit rows of shape {z.shape}")
+    return 0 if mask.shape[0] == 1 else mask.shape[1]
+
+
+cdef void _softmax_masked(const floating[:, ::1] z, const unsigned char[:, ::1] mask,
+                          Py_ssize_t ldm, floating[:, ::1] out, bint log) noexcept:
+    with nogil:
+        if floating is float:
+            if log:
+                cs_log_softmax_masked_f(&z[0, 0], z.shape[1], &mask[0, 0], ldm, &out[0, 0],
+                                        out.shape[1], z.shape[0], z.shape[1])
+            else:
+                cs_softmax_masked_f(&z[0, 0], z.shape[1], &mask[0, 0], ldm, &out[0, 0],
+                                    out.shape[1], z.shape[0], z.shape[1])
+        else:
+            if log:
+                cs_log_softmax_masked_d(&z[0, 0], z.shape[1], &mask[0, 0], ldm, &out[0, 0],
+                                        out.shape[1], z.shape[0], z.shape[1])
+            else:
+                cs_softmax_masked_d(&z[0, 0], z.shape[1], &mask[0, 0], ldm, &out[0, 0],
+                                    out.shape[1], z.shape[0], z.shape[1])
+
+
+cdef void _logsumexp_masked(const floating[:, ::1] z, const unsigned char[:, ::1] mask,
+                            Py_ssize_t ldm, floating[::1] out) noexcept:
+    with nogil:
+        if floating is float:
+            cs_logsumexp_masked_f(&z[0, 0], z.shape[1], &mask[0, 0], ldm, &out[0],
+                                  z.shape[0], z.shape[1])
+        else:
+            cs_logsumexp_masked_d(&z[0, 0], z.shape[1], &mask[0, 0], ldm, &out[0],
+                                  z.shape[0], z.shape[1])
+
+
+def softmax_masked_rows(z, mask, out):
+    """out[i] = softmax of the kept entries of z[i], 0 elsewhere (out may be z)."""
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        return
+    cdef Py_ssize_t ldm = _mask_stride(z, mask)
+    if _is_f32(z):
+        _softmax_masked[float](z, mask, ldm, out, False)
+    else:
+        _softmax_masked[double](z, mask, ldm, out, False)
+
+
+def log_softmax_masked_rows(z, mask, out):
+    """out[i] = log_softmax of the kept entries of z[i], -inf elsewhere (out may be z)."""
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        return
+    cdef Py_ssize_t ldm = _mask_stride(z, mask)
+    if _is_f32(z):
+        _softmax_masked[float](z, mask, ldm, out, True)
+    else:
+        _softmax_masked[double](z, mask, ldm, out, True)
+
+
+def logsumexp_masked_rows(z, mask, out):
+    """out[i] = logsumexp of the kept entries of z[i]; -inf when none is kept."""
+    if z.shape[0] == 0:
+        return
+    if z.shape[1] == 0:
+        out[...] = -np.inf
+        return
+    cdef Py_ssize_t ldm = _mask_stride(z, mask)
+    if _is_f32(z):
+        _logsumexp_masked[float](z, mask, ldm, out)
+    else:
+        _logsumexp_masked[double](z, mask, ldm, out)

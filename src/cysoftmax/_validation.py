@@ -24,6 +24,7 @@ __all__ = [
     "check_sparse_structure",
     "rescale_weights",
     "rows_view",
+    "check_where",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -412,3 +413,48 @@ def check_network(coefs, intercepts, *, X=_NO_X, dtype=None, convert=True, write
         coefs = [np.require(W, requirements=["C", "A"]) for W in coefs]
         intercepts = [np.require(b, requirements=["C", "A"]) for b in intercepts]
     return (X, coefs, intercepts) if has_x else (coefs, intercepts)
+
+
+def check_where(where, shape, axes, name="where"):
+    """Check a mask (``where=``) and lay it out like the input's rows view.
+
+    `where` must be an array_like whose ``np.asarray`` has dtype bool
+    (``TypeError`` otherwise: 0/1 integers are refused, not guessed at) and
+    must broadcast to the input's `shape` (``ValueError`` naming both
+    shapes).  Returns None for ``where=None``, else a C-contiguous uint8
+    array for the masked kernels, laid out as `rows_view` lays out the input
+    for the class `axes` (a sorted tuple, `check_axis`): of shape (n, m),
+    or (1, m) when the mask is the same for every row (a mask broadcast
+    along the non-class axes, such as a (1, m) or (m,) mask of an (n, m)
+    input: the kernel reads that one row for all).  A mask of the input's
+    shape, C-contiguous, with trailing class axes is not copied (bool is
+    viewed as uint8); any other mask is materialized once, n m bytes at most.
+    """
+    if where is None:
+        return None
+    w = _asarray(where, name, "booleans (True keeps an entry)")
+    if w.dtype != np.bool_:
+        raise TypeError(f"{name} must be a boolean array (True keeps an entry, False "
+                        f"leaves it out); got dtype {w.dtype}")
+    shape = tuple(shape)
+    try:
+        w = np.broadcast_to(w, shape)
+    except ValueError:
+        raise ValueError(f"{name} has shape {w.shape}, which does not broadcast to the "
+                         f"input's shape {shape}") from None
+    nd, k = len(shape), len(axes)
+    if axes != tuple(range(nd - k, nd)):
+        rest = [i for i in range(nd) if i not in axes]
+        w = w.transpose(tuple(rest) + tuple(axes))
+    lead = w.shape[:nd - k]
+    n, m = 1, 1
+    for s in lead:
+        n *= s
+    for s in w.shape[nd - k:]:
+        m *= s
+    if n > 1 and all(st == 0 or s == 1 for s, st in zip(lead, w.strides[:nd - k])):
+        # the same mask for every row: the first one only (row stride 0)
+        w2 = np.ascontiguousarray(w[(0,) * (nd - k)]).reshape(1, m)
+    else:
+        w2 = np.ascontiguousarray(w).reshape(n, m)
+    return w2.view(np.uint8)

@@ -269,6 +269,45 @@ void cs_exp_nr_array_##S(const T *x, T *out, ptrdiff_t n)                       
 CS_DEFINE_ROWS(float, f)
 CS_DEFINE_ROWS(double, d)
 
+/* where= (rows.h, CS_MASKED_KERNELS): threaded as the unmasked kernels; a
+   chunk's mask rows start at mask + row0 * ldmask (the same row when
+   ldmask is 0) */
+#define CS_DEFINE_MASKED_SOFTMAX(T, S, name)                                        \
+void name##_##S(const T *z, ptrdiff_t ldz, const unsigned char *mask,             \
+                ptrdiff_t ldmask, T *out, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m)  \
+{                                                                                   \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    last_team = 1;                                                                  \
+    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
+        t->name##_##S(z + CS_ROW0(c) * ldz, ldz, mask + CS_ROW0(c) * ldmask, ldmask, \
+                      out + CS_ROW0(c) * ldo, ldo, CS_ROW0(c + 1) - CS_ROW0(c), m); \
+    }                                                                               \
+}
+
+#define CS_DEFINE_MASKED(T, S)                                                      \
+CS_DEFINE_MASKED_SOFTMAX(T, S, cs_softmax_masked)                                   \
+CS_DEFINE_MASKED_SOFTMAX(T, S, cs_log_softmax_masked)                               \
+void cs_logsumexp_masked_##S(const T *z, ptrdiff_t ldz, const unsigned char *mask, \
+                             ptrdiff_t ldmask, T *out, ptrdiff_t n, ptrdiff_t m)    \
+{                                                                                   \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    last_team = 1;                                                                  \
+    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
+        t->cs_logsumexp_masked_##S(z + CS_ROW0(c) * ldz, ldz,                       \
+                                   mask + CS_ROW0(c) * ldmask, ldmask,              \
+                                   out + CS_ROW0(c), CS_ROW0(c + 1) - CS_ROW0(c), m); \
+    }                                                                               \
+}
+
+CS_DEFINE_MASKED(float, f)
+CS_DEFINE_MASKED(double, d)
+
 int cs_labels_ok(const ptrdiff_t *y, ptrdiff_t n, ptrdiff_t m)
 {
     return get_active()->cs_labels_ok(y, n, m);

@@ -45,7 +45,26 @@
     X(void, cs_log1_array, (const double *x, double *out, ptrdiff_t n), (x, out, n)) \
     X(void, cs_log1p_array, (const double *x, double *out, ptrdiff_t n), (x, out, n))
 
-#define CS_ALL_KERNELS(X) CS_KERNELS(X, float, f) CS_KERNELS(X, double, d) CS_UNTYPED_KERNELS(X)
+/* where= (masked.template.h): mask rows of m bytes, row i at mask + i * ldmask
+   (ldmask 0: one mask row for every row); a nonzero byte keeps the entry.
+   A masked entry is never used; a row with no kept entry gives softmax 0,
+   log_softmax -inf, logsumexp -inf. */
+#define CS_MASKED_KERNELS(X, T, S)                                                  \
+    X(void, cs_softmax_masked_##S,                                                  \
+      (const T *z, ptrdiff_t ldz, const unsigned char *mask, ptrdiff_t ldmask,      \
+       T *out, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m),                            \
+      (z, ldz, mask, ldmask, out, ldo, n, m))                                       \
+    X(void, cs_log_softmax_masked_##S,                                              \
+      (const T *z, ptrdiff_t ldz, const unsigned char *mask, ptrdiff_t ldmask,      \
+       T *out, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m),                            \
+      (z, ldz, mask, ldmask, out, ldo, n, m))                                       \
+    X(void, cs_logsumexp_masked_##S,                                                \
+      (const T *z, ptrdiff_t ldz, const unsigned char *mask, ptrdiff_t ldmask,      \
+       T *out, ptrdiff_t n, ptrdiff_t m),                                           \
+      (z, ldz, mask, ldmask, out, n, m))
+
+#define CS_ALL_KERNELS(X) CS_KERNELS(X, float, f) CS_KERNELS(X, double, d) \
+    CS_MASKED_KERNELS(X, float, f) CS_MASKED_KERNELS(X, double, d) CS_UNTYPED_KERNELS(X)
 
 /* the dispatched entry points */
 #define CS_DECL_PUBLIC(R, name, params, args) R name params;

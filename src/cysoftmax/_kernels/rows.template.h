@@ -518,8 +518,6 @@ void FN(cs_exp_nr_array)(const T *x, T *out, ptrdiff_t n)
         out[i] = CS_EXP_NR(x[i]);
 }
 
-#undef FN
-#undef CS_SPLIT_ACC
-#undef CS_EXP_SEL
-#undef CS_CAT3
-#undef CS_CAT3_
+/* (FN, CS_SPLIT_ACC, CS_EXP_SEL and CS_CAT3 stay defined for the templates
+   rows.c includes after this one, e.g. masked.template.h; rows.c undefines
+   them at the end of each type block) */
