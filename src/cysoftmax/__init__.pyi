@@ -39,23 +39,42 @@ _Layers: TypeAlias = list[Any] | tuple[Any, ...]
 
 @overload
 def softmax(
-    z: NDArray[_F], axis: _Axis = -1, *, out: NDArray[_F] | None = None
+    z: NDArray[_F],
+    axis: _Axis = -1,
+    *,
+    where: ArrayLike | None = None,
+    out: NDArray[_F] | None = None,
 ) -> NDArray[_F]: ...
 @overload
 def softmax(
-    z: ArrayLike, axis: _Axis = -1, *, out: NDArray[np.float64] | None = None
+    z: ArrayLike,
+    axis: _Axis = -1,
+    *,
+    where: ArrayLike | None = None,
+    out: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]: ...
 @overload
 def log_softmax(
-    z: NDArray[_F], axis: _Axis = -1, *, out: NDArray[_F] | None = None
+    z: NDArray[_F],
+    axis: _Axis = -1,
+    *,
+    where: ArrayLike | None = None,
+    out: NDArray[_F] | None = None,
 ) -> NDArray[_F]: ...
 @overload
 def log_softmax(
-    z: ArrayLike, axis: _Axis = -1, *, out: NDArray[np.float64] | None = None
+    z: ArrayLike,
+    axis: _Axis = -1,
+    *,
+    where: ArrayLike | None = None,
+    out: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]: ...
 
 # An array, or a NumPy scalar when every axis is reduced without keepdims.
-def logsumexp(z: ArrayLike, axis: _Axis = -1, *, keepdims: bool = False) -> Any: ...
+# where: a boolean mask broadcastable to z (a TypeError for any other dtype).
+def logsumexp(
+    z: ArrayLike, axis: _Axis = -1, *, keepdims: bool = False, where: ArrayLike | None = None
+) -> Any: ...
 @overload
 def nll_loss(
     logits: ArrayLike,
