@@ -25,6 +25,7 @@
 #define CS_EXP_NR cs_exp_nr_f
 #define CS_EXP_LO CS_EXP_NR_LO_F
 #define CS_ITYPE int32_t   /* an integer as wide as T */
+#define CS_PROD_T 0x1p-10  /* nll_small: the smallest tail of the product path */
 #include "rows.template.h"
 #undef T
 #undef S
@@ -32,6 +33,7 @@
 #undef CS_EXP_NR
 #undef CS_EXP_LO
 #undef CS_ITYPE
+#undef CS_PROD_T
 
 #define T double
 #define S d
@@ -39,6 +41,7 @@
 #define CS_EXP_NR cs_exp_nr_d
 #define CS_EXP_LO CS_EXP_NR_LO_D
 #define CS_ITYPE int64_t
+#define CS_PROD_T 0.25
 #include "rows.template.h"
 #undef T
 #undef S
@@ -46,6 +49,7 @@
 #undef CS_EXP_NR
 #undef CS_EXP_LO
 #undef CS_ITYPE
+#undef CS_PROD_T
 
 /* the kernels that do not depend on T (rows.h, CS_UNTYPED_KERNELS) */
 #define CS_VNAME_(name, v) name##_##v
