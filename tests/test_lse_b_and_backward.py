@@ -7,8 +7,8 @@
   ``b == 0`` entries (our documented rule, which SciPy itself breaks in its
   infinite-result fallback: those rows are asserted separately).
 * Against mpmath (50 digits) on rows built to cancel, with the documented
-  bound: ``|err| <= eps * (kappa + 2 (|r| + |log|S||))``,
-  ``kappa = sum_{k: z_k != r} |b_k| e_k (2 + |z_k - r|) / |S|``,
+  bound: ``|err| <= -log(1 - eps kappa) + 2 eps (|r| + |log|S||)`` wherever
+  ``eps kappa < 1/2``, ``kappa = sum_{k: z_k != r} |b_k| e_k (2 + |z_k - r|) / |S|``,
   ``e_k = exp(z_k - r)``, ``S = sum_k b_k e_k``: the exps' and products'
   rounding (none for the maximal entries) amplified by the cancellation,
   the sum itself adding nothing.  A plain (uncompensated) double sum fails
@@ -649,6 +649,43 @@ def test_threaded_calls_equal_row_by_row(dtype):
                 parts = np.concatenate([call(slice(i, i + 100))[k] for i in range(0, n, 100)])
                 assert _softmax.last_team_size() == 1
                 np.testing.assert_array_equal(whole[k], parts)
+
+
+def test_contiguous_inputs_are_not_copied_and_the_gil_is_released():
+    """README's claims (tests/test_claims.py's measures) for the new calls:
+    no copy of a C-contiguous z, b, grad_output, probs; the GIL released
+    while the kernel runs."""
+    from test_claims import _check_the_measure, _longest_pause_during, _peak_during
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((2000, 1000))                          # 16 MB
+    b = rng.standard_normal(z.shape)
+    out = np.empty_like(z)
+    calls = {
+        "logsumexp(b=full)": lambda: logsumexp(z, b=b, return_sign=True),
+        "logsumexp(b=row)": lambda: logsumexp(z, b=b[0]),
+        "softmax_backward(out=)": lambda: softmax_backward(z, b, out=out),
+        "log_softmax_backward(out=)": lambda: log_softmax_backward(z, b, out=out),
+    }
+    for name, call in calls.items():
+        call()
+        peak = _peak_during(call)
+        assert peak < z.nbytes / 20, f"{name}: {peak} bytes allocated for a {z.nbytes}-byte input"
+    assert _peak_during(lambda: logsumexp(z, b=np.asfortranarray(b))) >= z.nbytes  # (it sees copies)
+
+    _check_the_measure()
+    zb = rng.standard_normal((3000, 25_000)).astype(np.float32)    # 300 MB
+    outb = np.empty_like(zb)
+    w = zb[0].copy()
+    long_calls = {
+        "logsumexp(b=)": lambda: logsumexp(zb, b=w),
+        "softmax_backward": lambda: softmax_backward(zb, zb, out=outb),
+        "log_softmax_backward": lambda: log_softmax_backward(zb, zb, out=outb),
+    }
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for name, call in long_calls.items():
+            pause, seconds = _longest_pause_during(call)
+            assert seconds > 0.04, f"{name}: {seconds:.3f} s is too short to tell"
+            assert pause < 0.5 * seconds, (name, pause, seconds)
 
 
 # ===========================================================================
