@@ -18,13 +18,14 @@
 
 #define CS_BLK (64 / (ptrdiff_t)sizeof(T))  /* rows per block on the small-m path: one 64-byte vector */
 #define CS_SMALL_M 32   /* below this many classes, vectorize across rows */
-#define CS_SUM_BLK 256  /* entries per block of a row's sum (rows.template.h) */
+#define CS_SUM_BLK 64   /* float64 entries per block of a row's sum (rows.template.h) */
 
 #define T float
 #define S f
 #define CS_EXP cs_exp_f
 #define CS_EXP_NR cs_exp_nr_f
 #define CS_EXP_LO CS_EXP_NR_LO_F
+#define CS_ITYPE int32_t   /* an integer as wide as T */
 #include "rows.template.h"
 #include "grads.template.h"
 #undef T
@@ -32,12 +33,14 @@
 #undef CS_EXP
 #undef CS_EXP_NR
 #undef CS_EXP_LO
+#undef CS_ITYPE
 
 #define T double
 #define S d
 #define CS_EXP cs_exp_d
 #define CS_EXP_NR cs_exp_nr_d
 #define CS_EXP_LO CS_EXP_NR_LO_D
+#define CS_ITYPE int64_t
 #include "rows.template.h"
 #include "grads.template.h"
 #undef T
@@ -45,6 +48,7 @@
 #undef CS_EXP
 #undef CS_EXP_NR
 #undef CS_EXP_LO
+#undef CS_ITYPE
 
 /* the kernels that do not depend on T (rows.h, CS_UNTYPED_KERNELS) */
 #define CS_VNAME_(name, v) name##_##v

@@ -4,15 +4,17 @@
  *
  * Per row, three passes that stay in L1:
  *   1. r = max_j z_j                     (-inf entries never win; NaN ignored)
- *   2. e_j = exp(z_j - r), split as s = sum_j e_j = n1 + tail: n1 the
- *      number of e_j that are exactly 1 (the max, its ties), tail the sum
- *      of the others, in double (a NaN entry makes it NaN).  So
+ *   2. e_j = exp(z_j - r), split as s = sum_j e_j = n1 + tail, so that
  *      log s = log1p(t) with t = (n1 - 1) + tail, the sum of every exp but
  *      one arg-max entry's: no tail below eps is lost (log_softmax of the
  *      dominant class, logsumexp, the NLL of a confident row are exact in
- *      relative terms), and t is summed without a 1 in it, in blocks of
- *      CS_SUM_BLK (a vectorized reduction each, added into the row's
- *      double), so long float64 rows keep s to a few eps.
+ *      relative terms), and t is summed without a 1 in it, in double (a
+ *      NaN entry makes it NaN), float64 in blocks of CS_SUM_BLK (a
+ *      vectorized reduction each, added into the row's double), so long
+ *      rows keep s to a few eps.  Row by row (m >= CS_SMALL_M) the first
+ *      arg-max entry is left out by index (n1 = 1, ties are 1s in the
+ *      tail); on the small-m blocks, lane-wise, n1 counts the exps that are
+ *      exactly 1 and the tail sums the others.
  *      Pass 1 also finds the row min: when min - r >= CS_EXP_LO, every
  *      exp(z_j - r) is a normal number and the cheaper CS_EXP_NR computes
  *      it (same bits, a third of the work); otherwise (-inf masks, huge
@@ -43,6 +45,31 @@ static inline T FN(row_max_nr)(const T *z, ptrdiff_t m, int *nr)
     return r;
 }
 
+/* the same, in blocks of CS_ARG_BLK entries, also giving *kb, the start
+   of the first block that holds the max (first_index then looks there
+   only) */
+#define CS_ARG_BLK 128
+static inline T FN(row_max_nr_at)(const T *z, ptrdiff_t m, int *nr, ptrdiff_t *kb)
+{
+    T r = -(T)INFINITY, lo = (T)INFINITY;
+    ptrdiff_t at = 0;
+    for (ptrdiff_t j0 = 0; j0 < m; j0 += CS_ARG_BLK) {
+        ptrdiff_t j1 = m - j0 <= CS_ARG_BLK ? m : j0 + CS_ARG_BLK;
+        T bm = -(T)INFINITY, bl = (T)INFINITY;
+#pragma omp simd reduction(max : bm) reduction(min : bl)
+        for (ptrdiff_t j = j0; j < j1; j++) {
+            bm = z[j] > bm ? z[j] : bm;
+            bl = z[j] < bl ? z[j] : bl;
+        }
+        at = bm > r ? j0 : at;
+        r = bm > r ? bm : r;
+        lo = bl < lo ? bl : lo;
+    }
+    *nr = lo - r >= CS_EXP_LO;
+    *kb = at;
+    return r;
+}
+
 /* The loops below take the exp as an argument and are called with a
    constant one (CS_EXP_NR when the caller knows x >= CS_EXP_LO, else
    CS_EXP): once inlined, each call site is its own loop with its own exp.
@@ -59,49 +86,192 @@ static inline T FN(row_max_nr)(const T *z, ptrdiff_t m, int *nr)
         cb += (e) == (T)1 ? (T)1 : (T)0;                                            \
     } while (0)
 
+/* The first index of r (the row max, an entry of z) in z[j0, m), r known
+   to be in the block [j0, j0 + CS_ARG_BLK): a vectorized min of the
+   offset in the block, as an integer of T's width (CS_ITYPE: lanes as
+   wide as z's, so the compare's mask selects it directly) */
+static inline ptrdiff_t FN(index_in_block)(const T *z, ptrdiff_t j0, ptrdiff_t m, T r)
+{
+    const T *zb = z + j0;
+    CS_ITYPE k = CS_ARG_BLK;
+    if (m - j0 >= CS_ARG_BLK) {
+#pragma omp simd reduction(min : k)
+        for (CS_ITYPE j = 0; j < CS_ARG_BLK; j++)
+            k = zb[j] == r && j < k ? j : k;
+    } else {
+        CS_ITYPE len = (CS_ITYPE)(m - j0);
+#pragma omp simd reduction(min : k)
+        for (CS_ITYPE j = 0; j < len; j++)
+            k = zb[j] == r && j < k ? j : k;
+    }
+    return j0 + k < m ? j0 + k : m - 1;   /* (k = CS_ARG_BLK is not reached) */
+}
+
+/* The first index of r in z, anywhere: blocks of CS_ARG_BLK entries are
+   searched with a vectorized count of the entries equal to r (in T lanes:
+   a compare and a masked add per vector) until one has it */
+static inline ptrdiff_t FN(first_index)(const T *z, ptrdiff_t m, T r)
+{
+    for (ptrdiff_t j0 = 0; j0 < m; j0 += CS_ARG_BLK) {
+        ptrdiff_t j1 = m - j0 <= CS_ARG_BLK ? m : j0 + CS_ARG_BLK;
+        T hits = 0;
+        if (j1 - j0 == CS_ARG_BLK) {   /* a fixed trip count: unrolled, no epilogue */
+            const T *zb = z + j0;
+#pragma omp simd reduction(+ : hits)
+            for (ptrdiff_t j = 0; j < CS_ARG_BLK; j++)
+                hits += zb[j] == r ? (T)1 : (T)0;
+        } else {
+#pragma omp simd reduction(+ : hits)
+            for (ptrdiff_t j = j0; j < j1; j++)
+                hits += z[j] == r ? (T)1 : (T)0;
+        }
+        if (hits > 0)
+            return FN(index_in_block)(z, j0, m, r);
+    }
+    return m - 1;   /* (not reached for a finite r taken from z) */
+}
+
+/* sum_{j in [j0, j1)} exp(z_j - r), storing o_j (o NULL: no store; o may
+   equal z), in double.  float64 in blocks of CS_SUM_BLK, each a vectorized
+   reduction, the block sums added with Kahan's compensation: the error of
+   the sum is then that of one block's lane sums (CS_SUM_BLK / lanes terms
+   each), whatever m; in particular a tie at the max (an exp of exactly 1
+   in the sum) costs at most CS_SUM_BLK / lanes / 2 eps of the sum's
+   absolute value, while the sum is then >= 1 and s >= 2.  float32 in one
+   block: its double sum is far below float's eps anyway. */
+CS_ALWAYS_INLINE double FN(exp_seg_with)(const T *z, T *o, ptrdiff_t j0, ptrdiff_t j1, T r,
+                                         T (*ex)(T))
+{
+    const ptrdiff_t blk = sizeof(T) == 4 ? PTRDIFF_MAX : CS_SUM_BLK;
+    double total = 0.0, comp = 0.0;
+    for (ptrdiff_t b0 = j0; b0 < j1; b0 += blk) {
+        ptrdiff_t b1 = j1 - b0 <= blk ? j1 : b0 + blk;
+        double tb = 0.0;
+        if (o == NULL) {
+#pragma omp simd reduction(+ : tb)
+            for (ptrdiff_t j = b0; j < b1; j++)
+                tb += (double)ex(z[j] - r);
+        } else if (o == z) {
+#pragma omp simd reduction(+ : tb)
+            for (ptrdiff_t j = b0; j < b1; j++) {
+                T e = ex(o[j] - r);
+                o[j] = e;
+                tb += (double)e;
+            }
+        } else {
+#pragma omp simd reduction(+ : tb)
+            for (ptrdiff_t j = b0; j < b1; j++) {
+                T e = ex(z[j] - r);
+                o[j] = e;
+                tb += (double)e;
+            }
+        }
+        /* Kahan: total + comp carries the sum of the blocks */
+        double yk = tb - comp, tk = total + yk;
+        comp = (tk - total) - yk;
+        total = tk;
+        if (j1 - b0 <= blk)
+            break;
+    }
+    return total;
+}
+
+/* the same over [j0, j1) for one vector's worth of entries (j1 - j0 <=
+   CS_BLK), leaving out entry k (in [j0, j1)) from the sum (o_k is still
+   stored: exactly 1).  The exps in one vectorized loop, the sum in a
+   scalar one (an index test per entry in the vector loop would keep gcc
+   from vectorizing it) */
+CS_ALWAYS_INLINE double FN(exp_seg_but_with)(const T *z, T *o, ptrdiff_t j0, ptrdiff_t j1,
+                                             ptrdiff_t k, T r, T (*ex)(T))
+{
+    T ev[CS_BLK];
+    ptrdiff_t len = j1 - j0;
+    if (len == CS_BLK) {
+#pragma omp simd
+        for (ptrdiff_t j = 0; j < CS_BLK; j++)
+            ev[j] = ex(z[j0 + j] - r);
+    } else {
+#pragma omp simd
+        for (ptrdiff_t j = 0; j < len; j++)
+            ev[j] = ex(z[j0 + j] - r);
+    }
+    double tb = 0.0;
+    for (ptrdiff_t j = 0; j < len; j++) {
+        if (o != NULL)
+            o[j0 + j] = ev[j];
+        tb += j0 + j == k ? 0.0 : (double)ev[j];
+    }
+    return tb;
+}
+
 /* o_j = exp(z_j - r) (when o != NULL; o may equal z); returns the tail
-   (the sum of the e_j that are not exactly 1) and sets *n1 to the count
-   of those that are. */
+   and sets *n1 so that s = n1 + tail and (n1 - 1) + tail is the sum of
+   every exp but one arg-max entry's.  The first arg-max entry k is left
+   out by index: the vector of CS_BLK entries around it is summed on its
+   own with k masked, the rest in two plain loops that start on vector
+   boundaries (so no loop gets an epilogue the single loop over the row
+   did not have); n1 = 1, and other ties at the max are 1s in the tail
+   (see exp_seg_with for their cost). */
+CS_ALWAYS_INLINE double FN(exp_split_k_with)(const T *z, T *o, ptrdiff_t m, T r,
+                                             ptrdiff_t k, double *n1, T (*ex)(T))
+{
+    ptrdiff_t ka = k - k % CS_BLK, kb = m - ka <= CS_BLK ? m : ka + CS_BLK;
+    double t = FN(exp_seg_with)(z, o, 0, ka, r, ex)
+             + FN(exp_seg_but_with)(z, o, ka, kb, k, r, ex)
+             + FN(exp_seg_with)(z, o, kb, m, r, ex);
+    *n1 = 1.0;
+    return t;
+}
+
+/* sum_{j != k} v_j in double (stored exps: no exp taken) */
+static inline double FN(sum_but)(const T *v, ptrdiff_t m, ptrdiff_t k)
+{
+    double a = 0.0, b = 0.0;
+#pragma omp simd reduction(+ : a)
+    for (ptrdiff_t j = 0; j < k; j++)
+        a += (double)v[j];
+#pragma omp simd reduction(+ : b)
+    for (ptrdiff_t j = k + 1; j < m; j++)
+        b += (double)v[j];
+    return a + b;
+}
+
+/* exp_split_k with k found here (r the row max, taken from z).
+   float32 first tries one plain pass: every exp, the 1 of the max
+   included, summed in double, and t = s - 1.  The 1 costs at most one
+   rounding of 2^-53 per later addition into its lane (at most m of them),
+   so t is exact to 2^-27 of itself -- far below float's eps -- whenever
+   t >= m 2^-26, which holds for all but very confident rows (p_max >
+   1 - m 2^-26); those are summed again without the max entry: from the
+   stored exps when there are (no exp taken again), else from z.
+   float64 has no such headroom: the max entry is always left out by
+   index (exp_split_k). */
 CS_ALWAYS_INLINE double FN(exp_split_with)(const T *z, T *o, ptrdiff_t m, T r, double *n1,
                                            T (*ex)(T))
 {
-    double tail = 0.0, ones = 0.0;
-    for (ptrdiff_t j0 = 0; j0 < m; j0 += CS_SUM_BLK) {
-        ptrdiff_t j1 = m - j0 < CS_SUM_BLK ? m : j0 + CS_SUM_BLK;
-        double tb = 0.0;
-        T cb = 0;
-        if (o == NULL) {
-#pragma omp simd reduction(+ : tb, cb)
-            for (ptrdiff_t j = j0; j < j1; j++) {
-                T e = ex(z[j] - r);
-                CS_SPLIT_ACC(e, tb, cb);
-            }
-        } else if (o == z) {
-#pragma omp simd reduction(+ : tb, cb)
-            for (ptrdiff_t j = j0; j < j1; j++) {
-                T e = ex(o[j] - r);
-                o[j] = e;
-                CS_SPLIT_ACC(e, tb, cb);
-            }
-        } else {
-#pragma omp simd reduction(+ : tb, cb)
-            for (ptrdiff_t j = j0; j < j1; j++) {
-                T e = ex(z[j] - r);
-                o[j] = e;
-                CS_SPLIT_ACC(e, tb, cb);
-            }
-        }
-        tail += tb;
-        ones += (double)cb;
+    if (sizeof(T) == 4) {
+        double t = FN(exp_seg_with)(z, o, 0, m, r, ex) - 1.0;
+        *n1 = 1.0;
+        if (t >= (double)m * 0x1p-26)
+            return t;
+        if (o != NULL)   /* (also in place: o holds the exps now) */
+            return FN(sum_but)(o, m, FN(first_index)(o, m, (T)1));
     }
-    *n1 = ones;
-    return tail;
+    return FN(exp_split_k_with)(z, o, m, r, FN(first_index)(z, m, r), n1, ex);
 }
 
 /* the split sum with the exp chosen for the row (nr: see row_max_nr) */
 static inline double FN(exp_split)(const T *z, T *o, ptrdiff_t m, T r, int nr, double *n1)
 {
     return CS_EXP_SEL(nr, FN(exp_split_with), z, o, m, r, n1);
+}
+
+/* the same for r and kb from row_max_nr_at (the usual call) */
+static inline double FN(exp_split_at)(const T *z, T *o, ptrdiff_t m, T r, ptrdiff_t kb,
+                                      int nr, double *n1)
+{
+    ptrdiff_t k = FN(index_in_block)(z, kb, m, r);
+    return CS_EXP_SEL(nr, FN(exp_split_k_with), z, o, m, r, k, n1);
 }
 
 static inline void FN(fill)(T *o, ptrdiff_t m, T v)
@@ -519,6 +689,7 @@ void FN(cs_exp_nr_array)(const T *x, T *out, ptrdiff_t n)
 }
 
 #undef FN
+#undef CS_ARG_BLK
 #undef CS_SPLIT_ACC
 #undef CS_EXP_SEL
 #undef CS_CAT3
