@@ -35,7 +35,6 @@ from _reference import (
 
 import cysoftmax as cs
 from cysoftmax import _softmax
-from cysoftmax._validation import check_where
 
 mp.dps = 50
 
@@ -338,20 +337,38 @@ def test_masks_broadcast_along_either_axis(dtype, m, name):
         np.testing.assert_array_equal(_bits(got), _bits(_call(name, z, full)), err_msg=what)
 
 
-def test_a_mask_shared_by_every_row_is_read_as_one_row():
-    """(1, m), (m,) and masks broadcast along the non-class axes give the
-    kernel one row (row stride 0); an (n, 1) mask is written out."""
-    assert check_where(np.ones((1, 7), bool), (50, 7), (1,)).shape == (1, 7)
-    assert check_where(np.ones(7, bool), (50, 7), (1,)).shape == (1, 7)
-    assert check_where(np.ones((4, 1, 7), bool), (4, 5, 7), (0, 2)).shape == (1, 28)
-    assert check_where(np.ones((50, 1), bool), (50, 7), (1,)).shape == (50, 7)
-    assert check_where(np.ones((4, 5, 1), bool), (4, 5, 7), (0, 2)).shape == (5, 28)
-    w = np.ones((50, 7), bool)
-    w2 = check_where(w, (50, 7), (1,))
-    assert w2.dtype == np.uint8 and w2.flags.c_contiguous and np.shares_memory(w, w2)
-    # class axes not trailing: laid out like the moved input (a copy)
-    w = _random_mask(np.random.default_rng(0), (6, 7))
-    np.testing.assert_array_equal(check_where(w, (6, 7), (0,)), w.T)
+@pytest.mark.parametrize("name", FUNCS)
+def test_a_mask_shared_by_every_row_is_read_as_one_row(name, monkeypatch):
+    """(1, m), (m,) and masks broadcast along the non-class axes reach the
+    kernel as one row (row stride 0); an (n, 1) mask is written out; a mask
+    of the input's shape and layout is not copied (bool viewed as uint8)."""
+    seen = {}
+    kname = f"{name}_masked_rows"
+    real = getattr(_softmax, kname)
+
+    def spy(z2, mask2, out):
+        seen["mask2"] = mask2
+        real(z2, mask2, out)
+
+    monkeypatch.setattr(_softmax, kname, spy)
+    rng = np.random.default_rng(0)
+
+    def layout(shape, mshape, axis=-1):
+        w = _random_mask(rng, mshape)
+        _call(name, np.zeros(shape), w, axis=axis)
+        m2 = seen["mask2"]
+        assert m2.dtype == np.uint8 and m2.flags.c_contiguous
+        return m2, w
+
+    assert layout((50, 7), (1, 7))[0].shape == (1, 7)
+    assert layout((50, 7), (7,))[0].shape == (1, 7)
+    assert layout((4, 5, 7), (4, 1, 7), (0, 2))[0].shape == (1, 28)
+    assert layout((50, 7), (50, 1))[0].shape == (50, 7)
+    assert layout((4, 5, 7), (4, 5, 1), (0, 2))[0].shape == (5, 28)
+    m2, w = layout((50, 7), (50, 7))
+    assert np.shares_memory(m2, w)
+    m2, w = layout((6, 7), (6, 7), 0)          # class axis not trailing: moved (a copy)
+    np.testing.assert_array_equal(m2, w.T)
 
 
 AXES_CASES = [
@@ -533,9 +550,9 @@ def test_internal_mask_of_the_wrong_rows_is_refused():
     z = np.zeros((5, 4))
     out = np.empty_like(z)
     for bad in (np.ones((2, 4), np.uint8), np.ones((5, 3), np.uint8), np.ones((6, 4), np.uint8)):
-        with pytest.raises(ValueError, match="does not fit"):
+        with pytest.raises(ValueError, match="mask has shape"):
             _softmax.softmax_masked_rows(z, bad, out)
-        with pytest.raises(ValueError, match="does not fit"):
+        with pytest.raises(ValueError, match="mask has shape"):
             _softmax.logsumexp_masked_rows(z, bad, np.empty(5))
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "nll_loss",
     "local_gradient",
     "nll_loss_and_gradient",
+    "softmax_backward",
+    "log_softmax_backward",
     "show_config",
 ]
 
@@ -70,10 +72,17 @@ def log_softmax(
     out: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]: ...
 
-# An array, or a NumPy scalar when every axis is reduced without keepdims.
-# where: a boolean mask broadcastable to z (a TypeError for any other dtype).
+# An array, or a NumPy scalar when every axis is reduced without keepdims;
+# with return_sign=True a pair (log|sum|, sign) of those.  where: a boolean
+# mask broadcastable to the input (a TypeError for any other dtype).
 def logsumexp(
-    z: ArrayLike, axis: _Axis = -1, *, keepdims: bool = False, where: ArrayLike | None = None
+    z: ArrayLike,
+    axis: _Axis = -1,
+    *,
+    b: ArrayLike | None = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+    where: ArrayLike | None = None,
 ) -> Any: ...
 @overload
 def nll_loss(
@@ -177,3 +186,25 @@ def backprop(
     sample_weight: ArrayLike | None = None,
 ) -> tuple[float, list[NDArray[Any]], list[NDArray[Any]]]: ...
 def show_config(file: SupportsWrite[str] | None = None) -> None: ...
+
+# the backward functions (grads of softmax / log_softmax for a given grad_output)
+@overload
+def softmax_backward(
+    grad_output: NDArray[_F], probs: NDArray[_F], axis: _Axis = -1, *,
+    out: NDArray[_F] | None = None,
+) -> NDArray[_F]: ...
+@overload
+def softmax_backward(
+    grad_output: ArrayLike, probs: ArrayLike, axis: _Axis = -1, *,
+    out: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]: ...
+@overload
+def log_softmax_backward(
+    grad_output: NDArray[_F], log_probs: NDArray[_F], axis: _Axis = -1, *,
+    out: NDArray[_F] | None = None,
+) -> NDArray[_F]: ...
+@overload
+def log_softmax_backward(
+    grad_output: ArrayLike, log_probs: ArrayLike, axis: _Axis = -1, *,
+    out: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]: ...

@@ -16,6 +16,9 @@ __all__ = [
     "as_float_array",
     "check_axis",
     "check_choice",
+    "check_flag",
+    "check_partner",
+    "check_scale_factors",
     "check_out",
     "check_labels",
     "check_network",
@@ -226,6 +229,49 @@ def check_reduction(reduction, name="reduction"):
     return check_choice(reduction, _REDUCTIONS, name)
 
 
+def check_flag(value, name):
+    """`value` as a bool: ``True``/``False`` (or a NumPy bool); anything else
+    (0, 1, strings, None) is a ``TypeError``."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {value!r}")
+
+
+def check_partner(x, ref, name, ref_name):
+    """`x`, an array that goes with the checked float array `ref` entry by
+    entry (the probabilities of a gradient): as `as_float_array` takes it,
+    and then of `ref`'s dtype (``TypeError``, nothing is converted) and shape
+    (``ValueError``)."""
+    x = as_float_array(x, name)
+    if x.dtype != ref.dtype:
+        raise TypeError(f"{name} has dtype {x.dtype} but {ref_name} has {ref.dtype}; they "
+                        "must have one dtype, float32 or float64 (convert one of them)")
+    if x.shape != ref.shape:
+        raise ValueError(f"{name} has shape {x.shape} but {ref_name} has shape {ref.shape}; "
+                         "they must match")
+    return x
+
+
+def check_scale_factors(b, a, name="b"):
+    """Scale factors `b` for the entries of the checked float array `a`
+    (logsumexp's ``b``): real numbers (``TypeError`` otherwise, as
+    `as_float_array`) whose shape broadcasts against ``a.shape``
+    (``ValueError``).  Any values: negative, zero, inf and NaN have their
+    documented meaning.  Returns ``(b, shape)``: `b` in `a`'s dtype (float32
+    stays float32: a float64 `b` is rounded to it), not broadcast and not
+    copied when it already has that dtype; `shape` the broadcast shape.
+    """
+    b = as_float_array(b, name)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{name} has shape {b.shape}, which does not broadcast against "
+                         f"the input's shape {a.shape}") from None
+    if b.dtype != a.dtype:
+        b = b.astype(a.dtype)
+    return b, shape
+
+
 def check_sparse_structure(X, name="X"):
     """A CSR/CSC matrix `X` as an aligned CSR matrix, after checking its index arrays.
 
@@ -415,20 +461,15 @@ def check_network(coefs, intercepts, *, X=_NO_X, dtype=None, convert=True, write
     return (X, coefs, intercepts) if has_x else (coefs, intercepts)
 
 
-def check_where(where, shape, axes, name="where"):
-    """Check a mask (``where=``) and lay it out like the input's rows view.
+def check_where(where, shape=None, name="where"):
+    """Check a mask (``where=``): None, or a bool ndarray that broadcasts to `shape`.
 
     `where` must be an array_like whose ``np.asarray`` has dtype bool
-    (``TypeError`` otherwise: 0/1 integers are refused, not guessed at) and
-    must broadcast to the input's `shape` (``ValueError`` naming both
-    shapes).  Returns None for ``where=None``, else a C-contiguous uint8
-    array for the masked kernels, laid out as `rows_view` lays out the input
-    for the class `axes` (a sorted tuple, `check_axis`): of shape (n, m),
-    or (1, m) when the mask is the same for every row (a mask broadcast
-    along the non-class axes, such as a (1, m) or (m,) mask of an (n, m)
-    input: the kernel reads that one row for all).  A mask of the input's
-    shape, C-contiguous, with trailing class axes is not copied (bool is
-    viewed as uint8); any other mask is materialized once, n m bytes at most.
+    (``TypeError`` otherwise: 0/1 integers are refused, not guessed at) and,
+    when `shape` is given, must broadcast to it (``ValueError`` naming both
+    shapes).  The callers lay it out like the input's rows (``_api``'s
+    ``_row_operand``: one row, read with a row stride of 0, when it is the
+    same for every row; no copy when it has the input's shape and layout).
     """
     if where is None:
         return None
@@ -436,25 +477,11 @@ def check_where(where, shape, axes, name="where"):
     if w.dtype != np.bool_:
         raise TypeError(f"{name} must be a boolean array (True keeps an entry, False "
                         f"leaves it out); got dtype {w.dtype}")
-    shape = tuple(shape)
-    try:
-        w = np.broadcast_to(w, shape)
-    except ValueError:
-        raise ValueError(f"{name} has shape {w.shape}, which does not broadcast to the "
-                         f"input's shape {shape}") from None
-    nd, k = len(shape), len(axes)
-    if axes != tuple(range(nd - k, nd)):
-        rest = [i for i in range(nd) if i not in axes]
-        w = w.transpose(tuple(rest) + tuple(axes))
-    lead = w.shape[:nd - k]
-    n, m = 1, 1
-    for s in lead:
-        n *= s
-    for s in w.shape[nd - k:]:
-        m *= s
-    if n > 1 and all(st == 0 or s == 1 for s, st in zip(lead, w.strides[:nd - k])):
-        # the same mask for every row: the first one only (row stride 0)
-        w2 = np.ascontiguousarray(w[(0,) * (nd - k)]).reshape(1, m)
-    else:
-        w2 = np.ascontiguousarray(w).reshape(n, m)
-    return w2.view(np.uint8)
+    if shape is not None:
+        shape = tuple(shape)
+        try:
+            np.broadcast_to(w, shape)
+        except ValueError:
+            raise ValueError(f"{name} has shape {w.shape}, which does not broadcast to the "
+                             f"input's shape {shape}") from None
+    return w
