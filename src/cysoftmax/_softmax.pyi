@@ -18,3 +18,16 @@ def log1p_array(x: NDArray[np.float64], out: NDArray[np.float64]) -> None: ...
 def softmax_fast(z: object) -> NDArray[np.floating] | None: ...
 def log_softmax_fast(z: object) -> NDArray[np.floating] | None: ...
 def nll_grad_fast(z: object, y: object, mean: bool) -> tuple[float, NDArray[np.floating]] | None: ...
+def nll_opts_rows(
+    z: NDArray[np.floating],
+    y: NDArray[np.intp] | None,
+    q: NDArray[np.floating] | None,
+    cw: NDArray[np.floating] | None,
+    w: NDArray[np.float64] | None,
+    ignore: int,
+    smoothing: float,
+    gmul: float,
+    mean: bool,
+    loss: NDArray[np.floating] | None,
+    grad: NDArray[np.floating] | None,
+) -> tuple[float, float]: ...

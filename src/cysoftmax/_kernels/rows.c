@@ -5,7 +5,8 @@
  * variant's -march flags (baseline: none; avx2: x86-64-v3; avx512:
  * x86-64-v4), so every function name carries the variant's suffix, e.g.
  * cs_softmax_f_avx2.  dispatch.c picks one variant at run time.
- * rows.template.h is included once per element type.
+ * rows.template.h is included once per element type (and after it
+ * nll_opts.template.h, the cross-entropy with options, built on its primitives).
  */
 #include <math.h>
 #include "rows.h"
@@ -25,6 +26,7 @@
 #define CS_EXP_NR cs_exp_nr_f
 #define CS_EXP_LO CS_EXP_NR_LO_F
 #include "rows.template.h"
+#include "nll_opts.template.h"
 #undef T
 #undef S
 #undef CS_EXP
@@ -37,6 +39,7 @@
 #define CS_EXP_NR cs_exp_nr_d
 #define CS_EXP_LO CS_EXP_NR_LO_D
 #include "rows.template.h"
+#include "nll_opts.template.h"
 #undef T
 #undef S
 #undef CS_EXP
