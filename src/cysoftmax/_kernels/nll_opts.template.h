@@ -31,15 +31,19 @@
  * gradient is taken without cancelling against 1:
  *   A p_y - a_y = (A - a_y) - A (1 - p_y),   A - a_y = u (sum_k c_k - c_y),
  *   1 - p_y = (sum_{k != y} e_k) / s        (as cs_nll computes it)
- * The gradient is scaled in T when every coefficient of the row is <= 1
- * (as cs_nll's `scale <= 1`), else in double (huge weights, float32).
+ * The gradient is scaled in T when its coefficients are well inside T's
+ * range (CS_OPTS_IN_T), else in double (huge or tiny weights, float32).
  */
 #define CS_CAT3_(a, b, c) a##_##b##_##c
 #define CS_CAT3(a, b, c) CS_CAT3_(a, b, c)
 #define FN(name) CS_CAT3(name, S, CS_VARIANT)
 
-/* the gradient's coefficients fit T comfortably: scale it in T */
-#define CS_OPTS_IN_T(h, A) ((h) <= 1.0 && (h) >= 0x1p-60 && (A) <= 0x1p60 && (h) * (A) <= 1.0)
+/* The gradient's coefficients (h = w_i gmul, h A / s, h a_j <= h A, h u)
+   are far inside T's range (float: 2^-126 .. 2^128): scale the row in T.
+   Else (huge or tiny weights) in double, where (T) of a coefficient could
+   overflow, or round to 0 and turn 0 * inf into NaN */
+#define CS_OPTS_IN_T(h, A) \
+    ((h) <= 0x1p60 && (h) >= 0x1p-60 && (A) <= 0x1p60 && (h) * (A) <= 0x1p60)
 
 /* sum_k c_k: A's constant part for labels (m when cw == NULL) */
 static inline double FN(opts_wsum)(const T *cw, ptrdiff_t m)
@@ -76,35 +80,40 @@ static inline double FN(opts_dist)(const T *z, const T *cw, ptrdiff_t m, T r)
     return acc;
 }
 
-/* soft targets: sum_k a_k (r - z_k), and *A = sum_k a_k, a_k = c_k (om q_k + u) */
-static inline double FN(opts_soft_dist)(const T *z, const T *q, const T *cw, ptrdiff_t m, T r,
-                                        double om, double u, double *A)
+/* soft targets: sum_k a_k (r - z_k), and *A = sum_k a_k, a_k = c_k (om q_k + u).
+   `masked`: the row may hold -inf logits (not nr), where a_k = 0 must add 0,
+   not 0 * inf; without them the select is dead weight (a third of the loop) */
+CS_ALWAYS_INLINE double FN(opts_soft_dist_with)(const T *z, const T *q, const T *cw, ptrdiff_t m,
+                                                T r, double om, double u, double *A, int masked)
 {
     const double rd = (double)r;
     double acc = 0.0, asum = 0.0;
     for (ptrdiff_t j0 = 0; j0 < m; j0 += CS_SUM_BLK) {
         ptrdiff_t j1 = m - j0 < CS_SUM_BLK ? m : j0 + CS_SUM_BLK;
         double ab = 0.0, sb = 0.0;
-        if (cw) {
 #pragma omp simd reduction(+ : ab, sb)
-            for (ptrdiff_t j = j0; j < j1; j++) {
-                double a = (double)cw[j] * (om * (double)q[j] + u);
-                sb += a;
-                ab += a != 0.0 ? a * (rd - (double)z[j]) : 0.0;
-            }
-        } else {
-#pragma omp simd reduction(+ : ab, sb)
-            for (ptrdiff_t j = j0; j < j1; j++) {
-                double a = om * (double)q[j] + u;
-                sb += a;
-                ab += a != 0.0 ? a * (rd - (double)z[j]) : 0.0;
-            }
+        for (ptrdiff_t j = j0; j < j1; j++) {
+            double a = (cw ? (double)cw[j] : 1.0) * (om * (double)q[j] + u);
+            double d = a * (rd - (double)z[j]);
+            sb += a;
+            ab += masked ? (a != 0.0 ? d : 0.0) : d;
         }
         acc += ab;
         asum += sb;
     }
     *A = asum;
     return acc;
+}
+
+static inline double FN(opts_soft_dist)(const T *z, const T *q, const T *cw, ptrdiff_t m, T r,
+                                        double om, double u, double *A, int nr)
+{
+    /* constant arguments: each call its own loop (as CS_EXP_SEL) */
+    if (cw)
+        return nr ? FN(opts_soft_dist_with)(z, q, cw, m, r, om, u, A, 0)
+                  : FN(opts_soft_dist_with)(z, q, cw, m, r, om, u, A, 1);
+    return nr ? FN(opts_soft_dist_with)(z, q, NULL, m, r, om, u, A, 0)
+              : FN(opts_soft_dist_with)(z, q, NULL, m, r, om, u, A, 1);
 }
 
 /* labels: g_j = e_j cA - hu c_j over a row whose e_j = exp(z_j - r) are in g */
@@ -191,12 +200,25 @@ static double FN(nll_opts_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, 
     double total = 0.0;
     for (ptrdiff_t i0 = 0; i0 < n; i0 += CS_BLK) {
         ptrdiff_t nb = n - i0 < CS_BLK ? n - i0 : CS_BLK;
+        /* sw = 0 on dead and padding lanes; yb an index for every lane */
         int any_dead = 0;
-        for (ptrdiff_t b = 0; b < CS_BLK; b++) {
-            int live = b < nb && (!w || w[i0 + b] != 0.0) && (!y || y[i0 + b] != ignore);
-            sw[b] = live ? (w ? w[i0 + b] : 1.0) : 0.0;
-            yb[b] = y && live ? y[i0 + b] : 0;      /* (an index for every lane) */
-            any_dead |= b < nb && !live;
+        if (nb == CS_BLK) {
+#pragma omp simd reduction(| : any_dead)
+            for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+                double wb = w ? w[i0 + b] : 1.0;
+                ptrdiff_t yv = y ? y[i0 + b] : 0;
+                int live = wb != 0.0 && yv != ignore;
+                sw[b] = live ? wb : 0.0;
+                yb[b] = live ? yv : 0;
+                any_dead |= !live;
+            }
+        } else {
+            for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+                int live = b < nb && (!w || w[i0 + b] != 0.0) && (!y || y[i0 + b] != ignore);
+                sw[b] = live ? (w ? w[i0 + b] : 1.0) : 0.0;
+                yb[b] = y && live ? y[i0 + b] : 0;
+                any_dead |= b < nb && !live;
+            }
         }
         /* z_y is read before any gradient row (maybe z itself) is written */
         if (y)
@@ -316,11 +338,19 @@ static double FN(nll_opts_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, 
             for (ptrdiff_t j = 0; j < m; j++)
                 gi[j] = buf[j * CS_BLK + b];
         }
+        if (y) {   /* the label entries (of dead rows too: they are zeroed below) */
+            T gy[CS_BLK];
+#pragma omp simd
+            for (ptrdiff_t b = 0; b < CS_BLK; b++)
+                gy[b] = (T)(h[b] * (u * (wsum - cy[b]) - A[b] * (oth[b] * inv[b])));
+            for (ptrdiff_t b = 0; b < nb; b++)
+                grad[(i0 + b) * ldg + yb[b]] = gy[b];
+        }
         int all_finite = 1;   /* (padding lanes: max of zeros) */
 #pragma omp simd reduction(& : all_finite)
         for (ptrdiff_t b = 0; b < CS_BLK; b++)
             all_finite &= CS_FINITE(r[b]);
-        if (!any_dead && all_finite && !y)
+        if (!any_dead && all_finite)
             continue;
         for (ptrdiff_t b = 0; b < nb; b++) {
             T *gi = grad + (i0 + b) * ldg;
@@ -328,8 +358,6 @@ static double FN(nll_opts_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, 
                 FN(fill)(gi, m, (T)0);
             else if (!CS_FINITE(r[b]))
                 FN(fill)(gi, m, (T)NAN);
-            else if (y)
-                gi[yb[b]] = (T)(h[b] * (u * (wsum - cy[b]) - A[b] * (oth[b] * inv[b])));
         }
     }
     return total;
@@ -370,7 +398,7 @@ double FN(cs_nll_opts)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const T *q
                 U = (u != 0.0 ? u * FN(opts_dist)(zi, cw, m, r) : 0.0)
                     + (v != 0.0 ? v * dzy : 0.0);
             } else {
-                U = FN(opts_soft_dist)(zi, q + i * ldq, cw, m, r, om, u, &A);
+                U = FN(opts_soft_dist)(zi, q + i * ldq, cw, m, r, om, u, &A, nr);
             }
             double n1, tail = FN(exp_split)(zi, gi, m, r, nr, &n1);
             double s = n1 + tail, t = (n1 - 1.0) + tail;
