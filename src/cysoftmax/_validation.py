@@ -285,8 +285,8 @@ def check_targets(y, n, m, dtype, ignore=None, name="y"):
     ``ValueError`` (PyTorch refuses it too).
     """
     arr = _asarray(y, name, "integer class labels or class probabilities")
-    if arr.ndim == 1:
-        return check_labels(arr, n, m, name, ignore=ignore), None
+    if arr.ndim == 1 or (arr.ndim != 2 and arr.dtype.kind not in "iuf"):
+        return check_labels(arr, n, m, name, ignore=ignore), None   # (its TypeErrors)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 1-D integer labels (n_samples,) or 2-D class "
                          f"probabilities (n_samples, n_classes); got shape {arr.shape}")
