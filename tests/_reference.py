@@ -155,7 +155,7 @@ def ref_nll(z, y, sample_weight=None, reduction="mean"):
 
 
 def ref_cross_entropy(z, y, *, sample_weight=None, class_weight=None, ignore_index=None,
-                      label_smoothing=0.0, reduction="mean"):
+                      label_smoothing=0.0, reduction="mean", return_scale=False):
     """(loss, grad) of PyTorch's cross_entropy with its options, plus sample
     weights, from the documented formulas (``nll_loss``'s docstring), in
     float64 (loss and grad both float64, never cast: compare a float32 result
@@ -171,7 +171,10 @@ def ref_cross_entropy(z, y, *, sample_weight=None, class_weight=None, ignore_ind
     and then a NaN gradient for every row not skipped.  The class weights
     and probabilities are first rounded to the logits' dtype, as the
     function documents.  `grad` is the gradient of the returned quantity
-    (of the sum of the rows for "none").
+    (of the sum of the rows for "none").  With `return_scale`, also the size
+    of the two terms of each gradient entry, g_i (A p_j + a_j) with g_i the
+    row's factor (w_i, or w_i / denominator): the scale of its rounding
+    errors, in any computation of A p_j - a_j.
     """
     dt = result_dtype(z)
     z = np.asarray(z).astype(np.float64)
@@ -187,6 +190,7 @@ def ref_cross_entropy(z, y, *, sample_weight=None, class_weight=None, ignore_ind
     eps = float(label_smoothing)
     loss, d = np.zeros(n), np.zeros(n)
     grad = np.zeros((n, m))
+    terms = np.zeros((n, m))
     skip = np.zeros(n, dtype=bool)
     for i in range(n):
         if soft:
@@ -211,16 +215,20 @@ def ref_cross_entropy(z, y, *, sample_weight=None, class_weight=None, ignore_ind
         with np.errstate(invalid="ignore"):
             loss[i] = np.where(a == 0, 0.0, a * ((row[top] - row) + lse)).sum()
         grad[i] = a.sum() * (e / e.sum()) - a
-    wl = np.where(skip, 0.0, w * loss)
+        terms[i] = a.sum() * (e / e.sum()) + a
+    with np.errstate(over="ignore"):
+        wl = np.where(skip, 0.0, w * loss)
     if reduction == "none":
-        return wl, w[:, None] * grad
-    if reduction == "sum":
-        return float(wl.sum()), w[:, None] * grad
-    denom = float((w * d).sum())
-    if not denom:
-        grad = np.where(skip[:, None], 0.0, nan)
-        return nan, grad
-    return float(wl.sum() / denom), (w / denom)[:, None] * grad
+        out = wl, w[:, None] * grad, w[:, None] * terms
+    elif reduction == "sum":
+        out = float(wl.sum()), w[:, None] * grad, w[:, None] * terms
+    elif not (w * d).sum():
+        nans = np.where(skip[:, None], 0.0, np.full((n, m), nan))
+        out = nan, nans, nans
+    else:
+        denom = float((w * d).sum())
+        out = float(wl.sum() / denom), (w / denom)[:, None] * grad, (w / denom)[:, None] * terms
+    return out if return_scale else out[:2]
 
 
 # ===========================================================================

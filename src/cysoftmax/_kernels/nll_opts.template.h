@@ -28,9 +28,12 @@
  * logits; a row with no finite max gives NaN and a NaN gradient row.
  * Labels are in [0, m) or equal to ignore (then never used as an index);
  * q == NULL for labels, y == NULL for soft targets.  The label entry of the
- * gradient is taken without cancelling against 1:
+ * gradient, when p_y >= 1/2, is taken without cancelling against 1:
  *   A p_y - a_y = (A - a_y) - A (1 - p_y),   A - a_y = u (sum_k c_k - c_y),
  *   1 - p_y = (sum_{k != y} e_k) / s        (as cs_nll computes it)
+ * and as A p_y - a_y when p_y < 1/2: either way its two terms are at most
+ * about A p_y + a_y, so its error is a few eps of that (the first form
+ * alone would err by eps A on a small p_y with smoothing).
  * The gradient is scaled in T when its coefficients are well inside T's
  * range (CS_OPTS_IN_T), else in double (huge or tiny weights, float32).
  */
@@ -191,7 +194,7 @@ static double FN(nll_opts_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, 
     T buf[CS_SMALL_M * CS_BLK], qb[CS_SMALL_M * CS_BLK], r[CS_BLK], cwt[CS_SMALL_M];
     double cwd[CS_SMALL_M];
     double tail[CS_BLK], n1[CS_BLK], sw[CS_BLK], zy[CS_BLK], cy[CS_BLK], A[CS_BLK], U[CS_BLK];
-    double h[CS_BLK], inv[CS_BLK], cA[CS_BLK], oth[CS_BLK], lb[CS_BLK];
+    double h[CS_BLK], inv[CS_BLK], cA[CS_BLK], ey[CS_BLK], oth[CS_BLK], lb[CS_BLK];
     ptrdiff_t yb[CS_BLK];
     for (ptrdiff_t j = 0; j < m; j++) {
         cwt[j] = cw ? cw[j] : (T)1;
@@ -293,8 +296,8 @@ static double FN(nll_opts_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, 
         }
         if (y)   /* 1 - p_y = (sum_{k != y} e_k) / s: oth, before buf is scaled */
             for (ptrdiff_t b = 0; b < CS_BLK; b++) {
-                double ey = (double)buf[yb[b] * CS_BLK + b];
-                oth[b] = ey == 1.0 ? (n1[b] - 1.0) + tail[b] : n1[b] + (tail[b] - ey);
+                ey[b] = (double)buf[yb[b] * CS_BLK + b];
+                oth[b] = ey[b] == 1.0 ? (n1[b] - 1.0) + tail[b] : n1[b] + (tail[b] - ey[b]);
             }
         if (in_t) {
             T ct[CS_BLK], ht[CS_BLK];
@@ -329,7 +332,8 @@ static double FN(nll_opts_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, 
                 } else {
 #pragma omp simd
                     for (ptrdiff_t b = 0; b < CS_BLK; b++)
-                        col[b] = (T)((double)col[b] * cA[b] - h[b] * (c * (om * (double)qc[b] + u)));
+                        col[b] = (T)((double)col[b] * cA[b]
+                                     - h[b] * (c * (om * (double)qc[b] + u)));
                 }
             }
         }
@@ -342,7 +346,9 @@ static double FN(nll_opts_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, 
             T gy[CS_BLK];
 #pragma omp simd
             for (ptrdiff_t b = 0; b < CS_BLK; b++)
-                gy[b] = (T)(h[b] * (u * (wsum - cy[b]) - A[b] * (oth[b] * inv[b])));
+                gy[b] = (T)(h[b] * (2.0 * ey[b] >= n1[b] + tail[b]      /* p_y >= 1/2 */
+                                    ? u * (wsum - cy[b]) - A[b] * (oth[b] * inv[b])
+                                    : A[b] * (ey[b] * inv[b]) - (u + om) * cy[b]));
             for (ptrdiff_t b = 0; b < nb; b++)
                 grad[(i0 + b) * ldg + yb[b]] = gy[b];
         }
@@ -410,7 +416,9 @@ double FN(cs_nll_opts)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const T *q
                     double ey = (double)gi[yi];     /* exp(z_y - r), before scaling */
                     FN(opts_grad_labels)(gi, cw, m, cA, h * u, in_t);
                     double oth = ey == 1.0 ? t : n1 + (tail - ey);
-                    gi[yi] = (T)(h * (u * (wsum - cy) - A * (oth / s)));
+                    gi[yi] = (T)(h * (2.0 * ey >= s                      /* p_y >= 1/2 */
+                                      ? u * (wsum - cy) - A * (oth / s)
+                                      : A * (ey / s) - (u + om) * cy));
                 } else {
                     FN(opts_grad_soft)(gi, q + i * ldq, cw, m, cA, h, om, u, in_t);
                 }
