@@ -1,7 +1,8 @@
 """cysoftmax: exact and fast softmax classification on the CPU.
 
 Kernels: `softmax`, `log_softmax`, `logsumexp`, `nll_loss`,
-`local_gradient`, `nll_loss_and_gradient`.
+`local_gradient`, `nll_loss_and_gradient`, and the backward functions
+`softmax_backward`, `log_softmax_backward`.
 """
 
 from ._version import __version__
@@ -14,6 +15,7 @@ from ._api import (
     nll_loss_and_gradient,
     softmax,
 )
+from ._api import log_softmax_backward, softmax_backward
 from ._network_api import backprop, forward
 from .classifier import Classifier, load
 
@@ -30,6 +32,8 @@ __all__ = [
     "nll_loss",
     "local_gradient",
     "nll_loss_and_gradient",
+    "softmax_backward",
+    "log_softmax_backward",
     "show_config",
 ]
 

@@ -26,6 +26,8 @@ __all__ = [
     "nll_loss",
     "local_gradient",
     "nll_loss_and_gradient",
+    "softmax_backward",
+    "log_softmax_backward",
     "show_config",
 ]
 
@@ -55,8 +57,16 @@ def log_softmax(
     z: ArrayLike, axis: _Axis = -1, *, out: NDArray[np.float64] | None = None
 ) -> NDArray[np.float64]: ...
 
-# An array, or a NumPy scalar when every axis is reduced without keepdims.
-def logsumexp(z: ArrayLike, axis: _Axis = -1, *, keepdims: bool = False) -> Any: ...
+# An array, or a NumPy scalar when every axis is reduced without keepdims;
+# with return_sign=True a pair (log|sum|, sign) of those.
+def logsumexp(
+    z: ArrayLike,
+    axis: _Axis = -1,
+    *,
+    b: ArrayLike | None = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+) -> Any: ...
 @overload
 def nll_loss(
     logits: ArrayLike,
@@ -192,3 +202,25 @@ def backprop(
     sample_weight: ArrayLike | None = None,
 ) -> tuple[float, list[NDArray[Any]], list[NDArray[Any]]]: ...
 def show_config(file: SupportsWrite[str] | None = None) -> None: ...
+
+# the backward functions (grads of softmax / log_softmax for a given grad_output)
+@overload
+def softmax_backward(
+    grad_output: NDArray[_F], probs: NDArray[_F], axis: _Axis = -1, *,
+    out: NDArray[_F] | None = None,
+) -> NDArray[_F]: ...
+@overload
+def softmax_backward(
+    grad_output: ArrayLike, probs: ArrayLike, axis: _Axis = -1, *,
+    out: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]: ...
+@overload
+def log_softmax_backward(
+    grad_output: NDArray[_F], log_probs: NDArray[_F], axis: _Axis = -1, *,
+    out: NDArray[_F] | None = None,
+) -> NDArray[_F]: ...
+@overload
+def log_softmax_backward(
+    grad_output: ArrayLike, log_probs: ArrayLike, axis: _Axis = -1, *,
+    out: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]: ...

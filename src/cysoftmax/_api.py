@@ -14,10 +14,13 @@ from ._validation import (
     as_float_array,
     check_axis,
     check_class_weight,
+    check_flag,
     check_ignore_index,
     check_label_smoothing,
     check_out,
+    check_partner,
     check_reduction,
+    check_scale_factors,
     check_sample_weight,
     check_targets,
     rescale_weights,
@@ -31,6 +34,8 @@ __all__ = [
     "nll_loss",
     "local_gradient",
     "nll_loss_and_gradient",
+    "softmax_backward",
+    "log_softmax_backward",
 ]
 
 
@@ -157,12 +162,16 @@ def log_softmax(z, axis=-1, *, out=None):
     return _rowwise(_softmax.log_softmax_rows, z, axis, out)
 
 
-def logsumexp(z, axis=-1, *, keepdims=False):
-    r"""Log of the sum of exponentials over `axis`, without overflow.
+def logsumexp(z, axis=-1, *, b=None, keepdims=False, return_sign=False):
+    r"""Log of the sum of exponentials over `axis`, without overflow; optionally scaled by `b`.
 
     .. math::
 
-        \operatorname{logsumexp}(z) = r + \log \sum_k \exp(z_k - r), \qquad r = \max_k z_k
+        \operatorname{logsumexp}(z) = \log \sum_k b_k \exp(z_k)
+        = r + \log \sum_k b_k \exp(z_k - r), \qquad r = \max_{k:\, b_k \ne 0} z_k
+
+    with :math:`b_k = 1` when `b` is not given.  The interface of
+    ``scipy.special.logsumexp`` (but the default axis).
 
     Parameters
     ----------
@@ -171,16 +180,56 @@ def logsumexp(z, axis=-1, *, keepdims=False):
     axis : int, tuple of ints or None, default -1
         Axis or axes to reduce; ``None`` reduces all.  Unlike
         ``scipy.special.logsumexp`` the default is the last axis.
+    b : array_like, optional
+        Scale factors of the exponentials, broadcastable against `z` (the
+        result has the broadcast shape, as SciPy's); they may be negative
+        (subtraction) or zero.  An entry with ``b == 0`` does not take part at
+        all: its `z` is not read, so a NaN or ``inf`` there has no effect.
+        Computed in the dtype of `z` (a float64 `b` with a float32 `z` is
+        rounded to float32).
     keepdims : bool, default False
         Keep the reduced axes with length one.
+    return_sign : bool, default False
+        Also return the sign of the sum; then the first result is the log of
+        its absolute value.  Without it, a negative sum gives NaN.
 
     Returns
     -------
-    ndarray or scalar
+    res : ndarray or scalar
         A NumPy scalar when every axis is reduced without `keepdims`.
-        Follows SciPy for special values: NaN if the slice holds a NaN,
-        ``+inf`` if it holds a ``+inf``, ``-inf`` if it is empty or all
-        ``-inf``.  A true value beyond the dtype's range is ``+inf``.
+        Follows SciPy for special values: NaN if a slice holds a NaN (in `z`
+        or `b`, where ``b != 0``) or infinite terms of both signs, ``+inf``
+        for an infinite term, ``-inf`` when the sum is zero: an empty or all
+        ``-inf`` slice, all ``b == 0``, or an exact cancellation.  A true value
+        beyond the dtype's range is ``+inf``.
+    sign : ndarray or scalar
+        Only with ``return_sign=True``: +1, -1, or 0 where the sum is zero
+        (also for an empty slice, where SciPy says -1), NaN where `res` is.
+        The dtype and shape of `res`.
+
+    Notes
+    -----
+    Accuracy with `b`: the sum is taken in double with error-free
+    (TwoSum) additions, so its only errors are those of the terms
+    :math:`b_k e^{z_k - r}` themselves: none for the maximal entries
+    (:math:`e^0 = 1`), else a few units of the dtype's eps of the term
+    (the exp, and the rounding of :math:`z_k - r`).  With
+    :math:`S = \sum_k b_k e^{z_k - r}` and
+    :math:`\kappa = \sum_{k: z_k \ne r} |b_k| e^{z_k - r} (2 + |z_k - r|) / |S|`
+    (the cancellation), the computed sum is within :math:`\epsilon \kappa |S|`
+    of :math:`S`, and the result's absolute error is at most
+    :math:`-\log(1 - \epsilon\kappa) + 2\epsilon (|r| + |\log|S||)`
+    (:math:`\approx \epsilon \kappa`; tested against mpmath wherever
+    :math:`\epsilon\kappa < 1/2`; beyond that the data do not determine the
+    sign).  Only what the cancellation forces: with ``b >= 0`` (no
+    cancellation) the tail below eps survives, as in the plain case.
+
+    Where SciPy differs: an entry with ``b == 0`` never contributes (SciPy's
+    own rule, which it breaks by returning NaN when the rest of the slice
+    sums to zero or infinity); a finite `z` whose exponential overflows is
+    not an infinite term; a float32 `z` stays float32 whatever the dtype
+    of `b`; an empty slice has sign 0.  Complex input is not supported
+    (``TypeError``).
 
     Examples
     --------
@@ -190,18 +239,74 @@ def logsumexp(z, axis=-1, *, keepdims=False):
     1000.6931471805599
     >>> logsumexp(np.array([[0.0, -np.inf], [-np.inf, -np.inf]]))
     array([  0., -inf])
+    >>> res, sign = logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    >>> float(res), float(sign)                    # log(e^2 - e), negative
+    (1.5413248546129181, -1.0)
+    >>> float(logsumexp([0.0, -40.0], b=[1.0, 1.0]))   # log1p(e^-40), not 0
+    4.248354255291589e-18
     """
+    return _logsumexp(z, axis, b, None, keepdims, check_flag(return_sign, "return_sign"))
+
+
+def _row_operand(x, shape, axes):
+    """`x` (its shape broadcasts to `shape`) in `rows_view`'s layout for `axes`:
+    (1, m) when every row sees the same values (the kernel reads it with a
+    row stride of 0: class weights are not copied per row), else (n, m),
+    materialized only when `x` is not already C-contiguous of `shape`."""
+    nd = len(shape)
+    xs = (1,) * (nd - x.ndim) + x.shape
+    if all(xs[i] == 1 for i in range(nd) if i not in axes):
+        one_row = tuple(shape[i] if i in axes else 1 for i in range(nd))
+        return rows_view(np.broadcast_to(x.reshape(xs), one_row), axes)[0]
+    return rows_view(np.broadcast_to(x, shape) if x.shape != shape else x, axes)[0]
+
+
+def _logsumexp(z, axis, b, mask, keepdims, return_sign):
+    """`logsumexp`'s implementation, with an optional `mask` (for ``where=``):
+    None, or a bool/uint8 array broadcastable to the result's broadcast
+    input shape, nonzero where an entry takes part (a masked-out entry is
+    never read; it counts as ``b == 0``).  `mask` is trusted to be checked."""
     z = as_float_array(z, "z")
-    axes = check_axis(axis, z.ndim)
+    shape = z.shape
+    if b is not None:
+        b, shape = check_scale_factors(b, z)
+        if shape != z.shape:            # b broadcasts z up, as in SciPy
+            z = np.broadcast_to(z, shape)
+    axes = check_axis(axis, len(shape))
     z2, moved_shape, _ = rows_view(z, axes)
-    res = np.empty(z2.shape[0], dtype=z.dtype)
-    _softmax.logsumexp_rows(z2, res)
-    kept = moved_shape[:z.ndim - len(axes)]
+    n, m = z2.shape
+    res = np.empty(n, dtype=z.dtype)
+    sign = np.empty(n, dtype=z.dtype) if return_sign else None
+    if b is None and mask is None:
+        _softmax.logsumexp_rows(z2, res)
+        if return_sign:
+            sign[...] = res > -np.inf
+            sign[np.isnan(res)] = np.nan
+    else:
+        b2 = _row_operand(b, shape, axes) if b is not None else np.ones((1, m), z.dtype)
+        mask2 = None
+        if mask is not None:
+            if mask.dtype not in (np.bool_, np.uint8):
+                raise TypeError(f"mask must be bool or uint8; got {mask.dtype}")
+            try:
+                fits = np.broadcast_shapes(mask.shape, shape) == shape
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ValueError(f"mask has shape {mask.shape}; expected one that "
+                                 f"broadcasts to {shape}")
+            mask2 = _row_operand(mask, shape, axes).view(np.uint8)
+        _softmax.logsumexp_b_rows(z2, b2, mask2, res, sign)
     if keepdims:
-        shape = tuple(1 if i in axes else s for i, s in enumerate(z.shape))
-        return res.reshape(shape)
-    res = res.reshape(kept)
-    return res[()] if res.ndim == 0 else res
+        out_shape = tuple(1 if i in axes else s for i, s in enumerate(shape))
+    else:
+        out_shape = moved_shape[:len(shape) - len(axes)]
+    res = res.reshape(out_shape)
+    res = res[()] if res.ndim == 0 else res
+    if not return_sign:
+        return res
+    sign = sign.reshape(out_shape)
+    return res, (sign[()] if sign.ndim == 0 else sign)
 
 
 class _NLLArgs:
@@ -503,3 +608,130 @@ def nll_loss_and_gradient(logits, y, *, sample_weight=None, class_weight=None,
     total, denom = _nll_call(a, 1.0, loss, grad)
     grad = _copy_back(grad, out)
     return (loss if a.reduction == "none" else _reduce(total, denom, a.reduction)), grad
+
+
+def _rowwise_pair(kernel, g, y, y_name, axis, out):
+    """`kernel(g2, y2, out2)` over `axis` of two arrays of one shape: the
+    layout rules of `_rowwise` (any axis or axes, `out` may be either input)."""
+    given_g, given_y = g, y
+    g = as_float_array(g, "grad_output")
+    y = check_partner(y, g, y_name, "grad_output")
+    axes = check_axis(axis, g.ndim)
+    if out is not None:
+        check_out(out, g.shape, g.dtype, (g, given_g, y, given_y))
+    g2, moved_shape, perm = rows_view(g, axes)
+    y2 = rows_view(y, axes)[0]
+    if perm is None:
+        res = aligned_target(out, g.shape, g.dtype)
+        kernel(g2, y2, res.reshape(g2.shape))
+        if out is not None and res is not out:
+            out[...] = res
+            return out
+        return res
+    o2 = np.empty(g2.shape, dtype=g.dtype)
+    kernel(g2, y2, o2)
+    back = o2.reshape(moved_shape).transpose(np.argsort(perm))
+    if out is None:
+        return np.ascontiguousarray(back)
+    out[...] = back
+    return out
+
+
+def softmax_backward(grad_output, probs, axis=-1, *, out=None):
+    r"""Gradient through a softmax: the vector-Jacobian product for `probs` = softmax(z).
+
+    .. math::
+
+        \frac{\partial L}{\partial z_j} = p_j \Bigl(g_j - \sum_k g_k p_k\Bigr),
+        \qquad g = \frac{\partial L}{\partial p}
+
+    What ``torch.autograd.grad(softmax(z), z, grad_output)`` computes, from the
+    probabilities alone (the logits are not needed).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        The gradient `g` of the loss with respect to the probabilities.
+        float32 stays float32, float64 stays float64; other real dtypes are
+        computed in float64.
+    probs : array_like
+        The softmax output `p` over `axis`; the shape and (after that
+        conversion) dtype of `grad_output` (``ValueError`` / ``TypeError``
+        otherwise: nothing is converted between float32 and float64).
+    axis : int, tuple of ints or None, default -1
+        The class axis (or axes) the softmax was taken over.
+    out : ndarray, optional
+        C-contiguous array of the result's shape and dtype to write into; it
+        may be `grad_output` or `probs` itself (in place).
+
+    Returns
+    -------
+    ndarray
+        Same shape as `grad_output`.
+
+    Notes
+    -----
+    The dot product :math:`\sum_k g_k p_k` is accumulated in double and
+    :math:`g_j - \sum_k g_k p_k` taken in double, so float32 results are
+    rounded once.  NaN or infinite inputs give NaN where the arithmetic
+    does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cysoftmax import softmax_backward
+    >>> softmax_backward(np.array([1.0, 0.0]), np.array([0.5, 0.5]))
+    array([ 0.25, -0.25])
+    >>> softmax_backward(np.ones(3), np.array([0.2, 0.3, 0.5]))   # a constant g: no gradient
+    array([0., 0., 0.])
+    """
+    return _rowwise_pair(_softmax.softmax_backward_rows, grad_output, probs, "probs", axis, out)
+
+
+def log_softmax_backward(grad_output, log_probs, axis=-1, *, out=None):
+    r"""Gradient through a log-softmax: the vector-Jacobian product for `log_probs` = log_softmax(z).
+
+    .. math::
+
+        \frac{\partial L}{\partial z_j} = g_j - e^{\ell_j} \sum_k g_k,
+        \qquad g = \frac{\partial L}{\partial \ell}
+
+    What ``torch.autograd.grad(log_softmax(z), z, grad_output)`` computes,
+    from the log-probabilities :math:`\ell` alone.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        The gradient `g` of the loss with respect to the log-probabilities
+        (dtypes as in `softmax_backward`).
+    log_probs : array_like
+        The log_softmax output over `axis`; the shape and dtype of
+        `grad_output`.
+    axis : int, tuple of ints or None, default -1
+        The class axis (or axes) the log-softmax was taken over.
+    out : ndarray, optional
+        C-contiguous output of the result's shape and dtype; it may be
+        `grad_output` or `log_probs` itself.
+
+    Returns
+    -------
+    ndarray
+        Same shape as `grad_output`.
+
+    Notes
+    -----
+    :math:`\sum_k g_k` is accumulated in double, and :math:`e^{\ell_j}` is the
+    kernels' exp.  A masked class (:math:`\ell_j = -\infty`) gets exactly
+    :math:`g_j`, even when the sum is not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cysoftmax import log_softmax_backward
+    >>> log_softmax_backward(np.array([-1.0, 0.0]), np.log([0.25, 0.75]))   # NLL of class 0
+    array([-0.75,  0.75])
+    >>> log_softmax_backward(np.array([1.0, 2.0]), np.array([0.0, -np.inf]))
+    array([-2.,  2.])
+    """
+    return _rowwise_pair(_softmax.log_softmax_backward_rows, grad_output, log_probs,
+                         "log_probs", axis, out)

@@ -11,6 +11,24 @@ cdef extern from "rows.h" nogil:
                     float *loss, float *grad, Py_ssize_t ldg, Py_ssize_t n, Py_ssize_t m)
     double cs_nll_d(const double *z, Py_ssize_t ldz, const Py_ssize_t *y, const double *w, double gmul,
                     double *loss, double *grad, Py_ssize_t ldg, Py_ssize_t n, Py_ssize_t m)
+    # grads.template.h: scaled logsumexp (mask NULL or nonzero where an entry
+    # takes part; ldb / ldmask 0 for one row shared by all) and the backward
+    # functions
+    void cs_logsumexp_b_f(const float *z, Py_ssize_t ldz, const float *b, Py_ssize_t ldb,
+                          const unsigned char *mask, Py_ssize_t ldmask, float *out, float *sign,
+                          Py_ssize_t n, Py_ssize_t m)
+    void cs_logsumexp_b_d(const double *z, Py_ssize_t ldz, const double *b, Py_ssize_t ldb,
+                          const unsigned char *mask, Py_ssize_t ldmask, double *out, double *sign,
+                          Py_ssize_t n, Py_ssize_t m)
+    void cs_softmax_backward_f(const float *g, Py_ssize_t ldg, const float *p, Py_ssize_t ldp,
+                               float *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_softmax_backward_d(const double *g, Py_ssize_t ldg, const double *p, Py_ssize_t ldp,
+                               double *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_log_softmax_backward_f(const float *g, Py_ssize_t ldg, const float *lp, Py_ssize_t ldl,
+                                   float *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_log_softmax_backward_d(const double *g, Py_ssize_t ldg, const double *lp,
+                                   Py_ssize_t ldl, double *out, Py_ssize_t ldo, Py_ssize_t n,
+                                   Py_ssize_t m)
     void cs_exp_array_f(const float *x, float *out, Py_ssize_t n)
     void cs_exp_array_d(const double *x, double *out, Py_ssize_t n)
     void cs_exp_nr_array_f(const float *x, float *out, Py_ssize_t n)

@@ -343,3 +343,99 @@ def last_team_size():
     """Threads the calling thread's last row-kernel call ran on (1 when it
     stayed serial).  For the tests: the thread count a call really used."""
     return cs_last_team_size()
+
+
+# ------------------------------------- scaled logsumexp, backward functions
+# (grads.template.h).  b and mask have one row per row of z, or a single row
+# that every row shares (passed with a row stride of 0).  The shapes are
+# checked here too: a wrong one would make the kernel read out of bounds.
+
+cdef void _logsumexp_b(const floating[:, ::1] z, const floating[:, ::1] b,
+                       const unsigned char[:, ::1] mask, floating[::1] out,
+                       floating[::1] sign) noexcept:
+    cdef Py_ssize_t n = z.shape[0], m = z.shape[1]
+    cdef Py_ssize_t ldb = 0 if b.shape[0] == 1 else m
+    cdef const unsigned char *mp = &mask[0, 0] if mask is not None else NULL
+    cdef Py_ssize_t ldmask = 0 if mask is None or mask.shape[0] == 1 else m
+    cdef floating *sp = &sign[0] if sign is not None else NULL
+    with nogil:
+        if floating is float:
+            cs_logsumexp_b_f(&z[0, 0], m, &b[0, 0], ldb, mp, ldmask, &out[0], sp, n, m)
+        else:
+            cs_logsumexp_b_d(&z[0, 0], m, &b[0, 0], ldb, mp, ldmask, &out[0], sp, n, m)
+
+
+cdef void _softmax_backward(const floating[:, ::1] g, const floating[:, ::1] p,
+                            floating[:, ::1] out) noexcept:
+    with nogil:
+        if floating is float:
+            cs_softmax_backward_f(&g[0, 0], g.shape[1], &p[0, 0], p.shape[1], &out[0, 0],
+                                  out.shape[1], g.shape[0], g.shape[1])
+        else:
+            cs_softmax_backward_d(&g[0, 0], g.shape[1], &p[0, 0], p.shape[1], &out[0, 0],
+                                  out.shape[1], g.shape[0], g.shape[1])
+
+
+cdef void _log_softmax_backward(const floating[:, ::1] g, const floating[:, ::1] lp,
+                                floating[:, ::1] out) noexcept:
+    with nogil:
+        if floating is float:
+            cs_log_softmax_backward_f(&g[0, 0], g.shape[1], &lp[0, 0], lp.shape[1],
+                                      &out[0, 0], out.shape[1], g.shape[0], g.shape[1])
+        else:
+            cs_log_softmax_backward_d(&g[0, 0], g.shape[1], &lp[0, 0], lp.shape[1],
+                                      &out[0, 0], out.shape[1], g.shape[0], g.shape[1])
+
+
+def _check_rows(x, n, m, name):
+    if x is not None and (x.ndim != 2 or x.shape[1] != m or x.shape[0] not in (1, n)):
+        raise ValueError(f"{name} has shape {x.shape}; the kernel needs ({n}, {m}) or (1, {m})")
+
+
+def logsumexp_b_rows(z, b, mask, out, sign):
+    """out[i] = log|sum_j b[i, j] exp(z[i, j])| over the entries with mask != 0
+    (all when mask is None), sign[i] its sign (sign None: NaN for a negative
+    sum).  z (n, m); b of z's dtype and mask (uint8) (n, m) or (1, m), one
+    row for all; out, sign (n,).  Rows of length 0 give -inf, sign 0."""
+    n, m = z.shape[0], z.shape[1]
+    _check_rows(b, n, m, "b")
+    _check_rows(mask, n, m, "mask")
+    if out.shape[0] != n or (sign is not None and sign.shape[0] != n):
+        raise ValueError(f"out and sign need {n} entries")
+    if n == 0:
+        return
+    if m == 0:
+        out[...] = -np.inf
+        if sign is not None:
+            sign[...] = 0
+        return
+    if _is_f32(z):
+        _logsumexp_b[float](z, b, mask, out, sign)
+    else:
+        _logsumexp_b[double](z, b, mask, out, sign)
+
+
+def softmax_backward_rows(g, p, out):
+    """out[i] = p[i] * (g[i] - dot(g[i], p[i])) for 2-D C-contiguous arrays of
+    one shape and dtype (out may be g or p)."""
+    if p.shape != g.shape or out.shape != g.shape:
+        raise ValueError(f"shapes differ: {g.shape}, {p.shape}, {out.shape}")
+    if g.shape[0] == 0 or g.shape[1] == 0:
+        return
+    if _is_f32(g):
+        _softmax_backward[float](g, p, out)
+    else:
+        _softmax_backward[double](g, p, out)
+
+
+def log_softmax_backward_rows(g, lp, out):
+    """out[i] = g[i] - exp(lp[i]) * sum(g[i]) for 2-D C-contiguous arrays of
+    one shape and dtype (out may be g or lp)."""
+    if lp.shape != g.shape or out.shape != g.shape:
+        raise ValueError(f"shapes differ: {g.shape}, {lp.shape}, {out.shape}")
+    if g.shape[0] == 0 or g.shape[1] == 0:
+        return
+    if _is_f32(g):
+        _log_softmax_backward[float](g, lp, out)
+    else:
+        _log_softmax_backward[double](g, lp, out)

@@ -17,8 +17,11 @@ __all__ = [
     "check_axis",
     "check_choice",
     "check_class_weight",
+    "check_flag",
     "check_ignore_index",
     "check_label_smoothing",
+    "check_partner",
+    "check_scale_factors",
     "check_out",
     "check_labels",
     "check_network",
@@ -324,6 +327,49 @@ def check_choice(value, choices, name):
 
 def check_reduction(reduction, name="reduction"):
     return check_choice(reduction, _REDUCTIONS, name)
+
+
+def check_flag(value, name):
+    """`value` as a bool: ``True``/``False`` (or a NumPy bool); anything else
+    (0, 1, strings, None) is a ``TypeError``."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {value!r}")
+
+
+def check_partner(x, ref, name, ref_name):
+    """`x`, an array that goes with the checked float array `ref` entry by
+    entry (the probabilities of a gradient): as `as_float_array` takes it,
+    and then of `ref`'s dtype (``TypeError``, nothing is converted) and shape
+    (``ValueError``)."""
+    x = as_float_array(x, name)
+    if x.dtype != ref.dtype:
+        raise TypeError(f"{name} has dtype {x.dtype} but {ref_name} has {ref.dtype}; they "
+                        "must have one dtype, float32 or float64 (convert one of them)")
+    if x.shape != ref.shape:
+        raise ValueError(f"{name} has shape {x.shape} but {ref_name} has shape {ref.shape}; "
+                         "they must match")
+    return x
+
+
+def check_scale_factors(b, a, name="b"):
+    """Scale factors `b` for the entries of the checked float array `a`
+    (logsumexp's ``b``): real numbers (``TypeError`` otherwise, as
+    `as_float_array`) whose shape broadcasts against ``a.shape``
+    (``ValueError``).  Any values: negative, zero, inf and NaN have their
+    documented meaning.  Returns ``(b, shape)``: `b` in `a`'s dtype (float32
+    stays float32: a float64 `b` is rounded to it), not broadcast and not
+    copied when it already has that dtype; `shape` the broadcast shape.
+    """
+    b = as_float_array(b, name)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{name} has shape {b.shape}, which does not broadcast against "
+                         f"the input's shape {a.shape}") from None
+    if b.dtype != a.dtype:
+        b = b.astype(a.dtype)
+    return b, shape
 
 
 def check_sparse_structure(X, name="X"):

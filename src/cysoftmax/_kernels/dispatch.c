@@ -269,6 +269,58 @@ void cs_exp_nr_array_##S(const T *x, T *out, ptrdiff_t n)                       
 CS_DEFINE_ROWS(float, f)
 CS_DEFINE_ROWS(double, d)
 
+/* grads.template.h's kernels, threaded the same way (CS_PAR_MIN, one chunk
+   of rows per thread); b and mask may have a row stride of 0 */
+#define CS_DEFINE_GRADS(T, S)                                                       \
+void cs_logsumexp_b_##S(const T *z, ptrdiff_t ldz, const T *b, ptrdiff_t ldb,      \
+                        const unsigned char *mask, ptrdiff_t ldmask, T *out,        \
+                        T *sign, ptrdiff_t n, ptrdiff_t m)                          \
+{                                                                                   \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    last_team = 1;                                                                  \
+    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
+        ptrdiff_t i0 = CS_ROW0(c);                                                  \
+        t->cs_logsumexp_b_##S(z + i0 * ldz, ldz, b + i0 * ldb, ldb,                 \
+                              mask ? mask + i0 * ldmask : NULL, ldmask, out + i0,   \
+                              sign ? sign + i0 : NULL, CS_ROW0(c + 1) - i0, m);     \
+    }                                                                               \
+}                                                                                   \
+void cs_softmax_backward_##S(const T *g, ptrdiff_t ldg, const T *p, ptrdiff_t ldp, \
+                             T *out, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m)       \
+{                                                                                   \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    last_team = 1;                                                                  \
+    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
+        ptrdiff_t i0 = CS_ROW0(c);                                                  \
+        t->cs_softmax_backward_##S(g + i0 * ldg, ldg, p + i0 * ldp, ldp,            \
+                                   out + i0 * ldo, ldo, CS_ROW0(c + 1) - i0, m);    \
+    }                                                                               \
+}                                                                                   \
+void cs_log_softmax_backward_##S(const T *g, ptrdiff_t ldg, const T *lp,           \
+                                 ptrdiff_t ldl, T *out, ptrdiff_t ldo, ptrdiff_t n, \
+                                 ptrdiff_t m)                                       \
+{                                                                                   \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    last_team = 1;                                                                  \
+    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
+        ptrdiff_t i0 = CS_ROW0(c);                                                  \
+        t->cs_log_softmax_backward_##S(g + i0 * ldg, ldg, lp + i0 * ldl, ldl,       \
+                                       out + i0 * ldo, ldo, CS_ROW0(c + 1) - i0, m);\
+    }                                                                               \
+}
+
+CS_DEFINE_GRADS(float, f)
+CS_DEFINE_GRADS(double, d)
+
 /* the cross-entropy with options: chunked like cs_nll, totals in chunk order */
 #define CS_DEFINE_NLL_OPTS(T, S)                                                    \
 double cs_nll_opts_##S(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const T *q,  \

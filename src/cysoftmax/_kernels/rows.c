@@ -5,8 +5,8 @@
  * variant's -march flags (baseline: none; avx2: x86-64-v3; avx512:
  * x86-64-v4), so every function name carries the variant's suffix, e.g.
  * cs_softmax_f_avx2.  dispatch.c picks one variant at run time.
- * rows.template.h is included once per element type (and after it
- * nll_opts.template.h, the cross-entropy with options, built on its primitives).
+ * rows.template.h (and grads.template.h and nll_opts.template.h after it)
+ * is included once per element type.
  */
 #include <math.h>
 #include "rows.h"
@@ -18,33 +18,43 @@
 
 #define CS_BLK (64 / (ptrdiff_t)sizeof(T))  /* rows per block on the small-m path: one 64-byte vector */
 #define CS_SMALL_M 32   /* below this many classes, vectorize across rows */
-#define CS_SUM_BLK 256  /* entries per block of a row's sum (rows.template.h) */
+#define CS_SUM_BLK 64   /* float64 entries per block of a row's sum (rows.template.h) */
 
 #define T float
 #define S f
 #define CS_EXP cs_exp_f
 #define CS_EXP_NR cs_exp_nr_f
 #define CS_EXP_LO CS_EXP_NR_LO_F
+#define CS_ITYPE int32_t   /* an integer as wide as T */
+#define CS_PROD_T 0x1p-10  /* nll_small: the smallest tail of the product path */
 #include "rows.template.h"
+#include "grads.template.h"
 #include "nll_opts.template.h"
 #undef T
 #undef S
 #undef CS_EXP
 #undef CS_EXP_NR
 #undef CS_EXP_LO
+#undef CS_ITYPE
+#undef CS_PROD_T
 
 #define T double
 #define S d
 #define CS_EXP cs_exp_d
 #define CS_EXP_NR cs_exp_nr_d
 #define CS_EXP_LO CS_EXP_NR_LO_D
+#define CS_ITYPE int64_t
+#define CS_PROD_T 0.25
 #include "rows.template.h"
+#include "grads.template.h"
 #include "nll_opts.template.h"
 #undef T
 #undef S
 #undef CS_EXP
 #undef CS_EXP_NR
 #undef CS_EXP_LO
+#undef CS_ITYPE
+#undef CS_PROD_T
 
 /* the kernels that do not depend on T (rows.h, CS_UNTYPED_KERNELS) */
 #define CS_VNAME_(name, v) name##_##v

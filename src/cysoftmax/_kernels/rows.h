@@ -45,6 +45,25 @@
     X(void, cs_log1_array, (const double *x, double *out, ptrdiff_t n), (x, out, n)) \
     X(void, cs_log1p_array, (const double *x, double *out, ptrdiff_t n), (x, out, n))
 
+/* the scaled logsumexp (SciPy's b=, return_sign=; mask: NULL, or nonzero
+   where an entry takes part, as NumPy's where=; ldb / ldmask may be 0: one
+   row for all) and the backward functions of softmax / log_softmax
+   (grads.template.h) */
+#define CS_GRAD_KERNELS(X, T, S)                                                    \
+    X(void, cs_logsumexp_b_##S,                                                     \
+      (const T *z, ptrdiff_t ldz, const T *b, ptrdiff_t ldb,                        \
+       const unsigned char *mask, ptrdiff_t ldmask, T *out, T *sign,                \
+       ptrdiff_t n, ptrdiff_t m),                                                   \
+      (z, ldz, b, ldb, mask, ldmask, out, sign, n, m))                              \
+    X(void, cs_softmax_backward_##S,                                                \
+      (const T *g, ptrdiff_t ldg, const T *p, ptrdiff_t ldp, T *out, ptrdiff_t ldo, \
+       ptrdiff_t n, ptrdiff_t m),                                                   \
+      (g, ldg, p, ldp, out, ldo, n, m))                                             \
+    X(void, cs_log_softmax_backward_##S,                                            \
+      (const T *g, ptrdiff_t ldg, const T *lp, ptrdiff_t ldl, T *out, ptrdiff_t ldo,\
+       ptrdiff_t n, ptrdiff_t m),                                                   \
+      (g, ldg, lp, ldl, out, ldo, n, m))
+
 /* the cross-entropy with PyTorch's options (nll_opts.template.h): y labels
    (or NULL) or q soft targets (or NULL), cw class weights (NULL: 1), w
    sample weights (NULL: 1), labels equal to `ignore` skipped; returns
@@ -60,7 +79,8 @@
        ptrdiff_t n),                                                                \
       (y, cw, w, ignore, n))
 
-#define CS_ALL_KERNELS(X) CS_KERNELS(X, float, f) CS_KERNELS(X, double, d) CS_UNTYPED_KERNELS(X) \
+#define CS_ALL_KERNELS(X) CS_KERNELS(X, float, f) CS_KERNELS(X, double, d) \
+    CS_GRAD_KERNELS(X, float, f) CS_GRAD_KERNELS(X, double, d) CS_UNTYPED_KERNELS(X) \
     CS_NLL_OPTS_KERNELS(X, float, f) CS_NLL_OPTS_KERNELS(X, double, d)
 
 /* the dispatched entry points */
