@@ -180,7 +180,8 @@ static inline void FN(opts_grad_soft)(T *g, const T *q, const T *cw, ptrdiff_t m
  * cs_nll's nll_small: block_load transposes the logits into buf, the
  * weighted distances are summed from there (and from the soft targets,
  * transposed into qb the same way) before block_exp_loaded turns buf into
- * exps; the gradient is formed column by column in buf and copied out, and
+ * exps; the gradient is formed column by column in buf and copied out
+ * (without smoothing: scaled as it is stored, as cs_nll's), and
  * only the label entries and the rare rows (ignored, weight 0, no finite
  * max) are fixed up row by row.  Dead rows (ignored or weight 0) are
  * computed with the block and overwritten: their lanes never reach the
@@ -229,22 +230,33 @@ static double FN(nll_opts_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, 
                 zy[b] = b < nb ? (double)z[(i0 + b) * ldz + yb[b]] : 0.0;
         int nr = FN(block_load)(z + i0 * ldz, ldz, nb, m, buf, r);
 
-        /* sum_k a_k (r - z_k) and A, lane-wise, while buf holds the logits */
-#pragma omp simd
-        for (ptrdiff_t b = 0; b < CS_BLK; b++)
-            U[b] = A[b] = 0.0;
+        /* sum_k a_k (r - z_k) and A, lane-wise, while buf holds the logits
+           (into local sums: in U and A, which escape, gcc keeps them in
+           memory, a store and a load per column) */
         if (y) {
-            if (u != 0.0) {
+            double ub[CS_BLK] = {0};
+            if (u != 0.0 && (nr || !cw)) {          /* no -inf logit, or no class weight */
                 for (ptrdiff_t j = 0; j < m; j++) {
                     const double c = cwd[j];
                     const T *col = buf + j * CS_BLK;
-                    if (c == 0.0)
-                        continue;                   /* a masked class */
 #pragma omp simd
                     for (ptrdiff_t b = 0; b < CS_BLK; b++)
-                        U[b] += c * ((double)r[b] - (double)col[b]);
+                        ub[b] += c * ((double)r[b] - (double)col[b]);
+                }
+            } else if (u != 0.0) {
+                for (ptrdiff_t j = 0; j < m; j++) {
+                    const double c = cwd[j];       /* a class of weight 0 adds 0 */
+                    const T *col = buf + j * CS_BLK;
+#pragma omp simd
+                    for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+                        double d = (double)r[b] - (double)col[b];
+                        ub[b] += c * (c != 0.0 ? d : 0.0);
+                    }
                 }
             }
+#pragma omp simd
+            for (ptrdiff_t b = 0; b < CS_BLK; b++)
+                U[b] = ub[b];
             for (ptrdiff_t b = 0; b < CS_BLK; b++)
                 cy[b] = cwd[yb[b]];
 #pragma omp simd
@@ -258,15 +270,30 @@ static double FN(nll_opts_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, 
             for (ptrdiff_t j = 0; j < m; j++)
                 for (ptrdiff_t b = 0; b < CS_BLK; b++)
                     qb[j * CS_BLK + b] = b < nb ? qi[b * ldq + j] : 0;
+            double aa[CS_BLK] = {0}, acc[CS_BLK] = {0};
             for (ptrdiff_t j = 0; j < m; j++) {
                 const double c = cwd[j];
                 const T *col = buf + j * CS_BLK, *qc = qb + j * CS_BLK;
+                if (nr) {                           /* no -inf logit: no 0 * inf */
 #pragma omp simd
-                for (ptrdiff_t b = 0; b < CS_BLK; b++) {
-                    double a = c * (om * (double)qc[b] + u);
-                    A[b] += a;
-                    U[b] += a != 0.0 ? a * ((double)r[b] - (double)col[b]) : 0.0;
+                    for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+                        double a = c * (om * (double)qc[b] + u);
+                        aa[b] += a;
+                        acc[b] += a * ((double)r[b] - (double)col[b]);
+                    }
+                } else {
+#pragma omp simd
+                    for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+                        double a = c * (om * (double)qc[b] + u);
+                        aa[b] += a;
+                        acc[b] += a != 0.0 ? a * ((double)r[b] - (double)col[b]) : 0.0;
+                    }
                 }
+            }
+#pragma omp simd
+            for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+                A[b] = aa[b];
+                U[b] = acc[b];
             }
         }
         FN(block_exp_loaded)(buf, m, r, tail, n1, nr);
@@ -299,48 +326,59 @@ static double FN(nll_opts_small)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, 
                 ey[b] = (double)buf[yb[b] * CS_BLK + b];
                 oth[b] = ey[b] == 1.0 ? (n1[b] - 1.0) + tail[b] : n1[b] + (tail[b] - ey[b]);
             }
-        if (in_t) {
-            T ct[CS_BLK], ht[CS_BLK];
-            const T omt = (T)om, ut = (T)u;
+        T *g0 = grad + i0 * ldg;
+        if (in_t && y && u == 0.0) {
+            /* no smoothing: the plain kernel's scaling as it is stored */
+            T ct[CS_BLK];
 #pragma omp simd
-            for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+            for (ptrdiff_t b = 0; b < CS_BLK; b++)
                 ct[b] = (T)cA[b];
-                ht[b] = (T)(y ? h[b] * u : h[b]);
-            }
-            for (ptrdiff_t j = 0; j < m; j++) {
-                T *col = buf + j * CS_BLK;
-                const T c = cwt[j], *qc = qb + j * CS_BLK;
-                if (y) {
-#pragma omp simd
-                    for (ptrdiff_t b = 0; b < CS_BLK; b++)
-                        col[b] = col[b] * ct[b] - ht[b] * c;
-                } else {
-#pragma omp simd
-                    for (ptrdiff_t b = 0; b < CS_BLK; b++)
-                        col[b] = col[b] * ct[b] - ht[b] * (c * (omt * qc[b] + ut));
-                }
-            }
+            FN(block_store_scaled)(buf, ct, g0, ldg, nb, m);
         } else {
-            for (ptrdiff_t j = 0; j < m; j++) {
-                T *col = buf + j * CS_BLK;
-                const double c = cwd[j];
-                const T *qc = qb + j * CS_BLK;
-                if (y) {
+            /* column by column in buf (vectorized over the lanes), then copied out */
+            if (in_t) {
+                T ct[CS_BLK], ht[CS_BLK];
+                const T omt = (T)om, ut = (T)u;
 #pragma omp simd
-                    for (ptrdiff_t b = 0; b < CS_BLK; b++)
-                        col[b] = (T)((double)col[b] * cA[b] - h[b] * u * c);
-                } else {
+                for (ptrdiff_t b = 0; b < CS_BLK; b++) {
+                    ct[b] = (T)cA[b];
+                    ht[b] = (T)(y ? h[b] * u : h[b]);
+                }
+                for (ptrdiff_t j = 0; j < m; j++) {
+                    T *col = buf + j * CS_BLK;
+                    const T c = cwt[j], *qc = qb + j * CS_BLK;
+                    if (y) {
 #pragma omp simd
-                    for (ptrdiff_t b = 0; b < CS_BLK; b++)
-                        col[b] = (T)((double)col[b] * cA[b]
-                                     - h[b] * (c * (om * (double)qc[b] + u)));
+                        for (ptrdiff_t b = 0; b < CS_BLK; b++)
+                            col[b] = col[b] * ct[b] - ht[b] * c;
+                    } else {
+#pragma omp simd
+                        for (ptrdiff_t b = 0; b < CS_BLK; b++)
+                            col[b] = col[b] * ct[b] - ht[b] * (c * (omt * qc[b] + ut));
+                    }
+                }
+            } else {
+                for (ptrdiff_t j = 0; j < m; j++) {
+                    T *col = buf + j * CS_BLK;
+                    const double c = cwd[j];
+                    const T *qc = qb + j * CS_BLK;
+                    if (y) {
+#pragma omp simd
+                        for (ptrdiff_t b = 0; b < CS_BLK; b++)
+                            col[b] = (T)((double)col[b] * cA[b] - h[b] * u * c);
+                    } else {
+#pragma omp simd
+                        for (ptrdiff_t b = 0; b < CS_BLK; b++)
+                            col[b] = (T)((double)col[b] * cA[b]
+                                         - h[b] * (c * (om * (double)qc[b] + u)));
+                    }
                 }
             }
-        }
-        for (ptrdiff_t b = 0; b < nb; b++) {
-            T *gi = grad + (i0 + b) * ldg;
-            for (ptrdiff_t j = 0; j < m; j++)
-                gi[j] = buf[j * CS_BLK + b];
+            for (ptrdiff_t b = 0; b < nb; b++) {
+                T *gi = g0 + b * ldg;
+                for (ptrdiff_t j = 0; j < m; j++)
+                    gi[j] = buf[j * CS_BLK + b];
+            }
         }
         if (y) {   /* the label entries (of dead rows too: they are zeroed below) */
             T gy[CS_BLK];
