@@ -99,7 +99,7 @@ def make_case(seed, dtype, path, target, cw, ign, ls, sw, n=None, small=False):
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 41)) if n is None else n
     m = int(rng.choice([1, 2, 3, 7, 10, 31]) if path == "blocks"
-            else rng.choice([32, 40] if small else [32, 45, 300]))
+            else rng.choice([32, 40] if small else [32, 45, 300, 2500]))
     z = (3 * rng.standard_normal((n, m))).astype(dtype)
     if target == "soft":
         y = rng.random((n, m))
