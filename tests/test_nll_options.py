@@ -170,7 +170,7 @@ def test_matches_the_formulas(target, cw, ign, ls, sw, reduction, dtype, path):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n, m", [(5000, 10), (800, 50), (70, 1000)])
+@pytest.mark.parametrize("n, m", [(5000, 10), (800, 50), (70, 1000), (20, 5000)])
 @pytest.mark.parametrize("target", ["labels", "soft"])
 def test_matches_the_formulas_past_the_threading_threshold(target, n, m, dtype):
     """n m >= 32768: the rows are cut into chunks, one per thread, and the
