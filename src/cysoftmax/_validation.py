@@ -304,10 +304,12 @@ def check_targets(y, n, m, dtype, ignore=None, name="y"):
                          "holds class probabilities")
     with np.errstate(over="ignore"):
         q = np.require(arr, dtype=dtype, requirements=["C", "A"])
-    if not np.isfinite(q).all():
-        raise ValueError(f"{name} (class probabilities) must be finite in {np.dtype(dtype)} "
-                         "(the logits' dtype); it holds NaN or inf")
-    if q.size and q.min() < 0:
+    # two reductions and no temporary (an isfinite mask of n m bools cost as
+    # much again): min >= 0 fails on NaN, -inf and negatives, max < inf on +inf
+    if q.size and not (q.min() >= 0 and q.max() < np.inf):
+        if not np.isfinite(q).all():
+            raise ValueError(f"{name} (class probabilities) must be finite in "
+                             f"{np.dtype(dtype)} (the logits' dtype); it holds NaN or inf")
         raise ValueError(f"{name} (class probabilities) must be non-negative; it holds "
                          f"{q.min()}")
     return None, q
