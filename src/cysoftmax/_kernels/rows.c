@@ -18,7 +18,16 @@
 
 #define CS_BLK (64 / (ptrdiff_t)sizeof(T))  /* rows per block on the small-m path: one 64-byte vector */
 #define CS_SMALL_M 32   /* below this many classes, vectorize across rows */
-#define CS_SUM_BLK 64   /* float64 entries per block of a row's sum (rows.template.h) */
+/* float64 entries per block of a row's sum (rows.template.h, exp_seg):
+   32 per vector lane of the variant, so that a tie at the max costs at
+   most 16 eps of the sum in every variant */
+#if defined(__AVX512F__)
+#define CS_SUM_BLK 256
+#elif defined(__AVX__)
+#define CS_SUM_BLK 128
+#else
+#define CS_SUM_BLK 64
+#endif
 
 #define T float
 #define S f

@@ -506,18 +506,43 @@ void FN(cs_log_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
 }
 
 /* scipy's semantics: NaN if any NaN, +inf if any +inf, -inf if all -inf
-   (or m == 0). */
+   (or m == 0).  The logsumexp of a row whose max r is not finite. */
+static inline T FN(lse_special)(const T *zi, ptrdiff_t m, T r)
+{
+    int has_nan = 0;
+    for (ptrdiff_t j = 0; j < m; j++)
+        has_nan |= isnan(zi[j]);
+    return has_nan ? (T)NAN : r;   /* r is +inf or -inf here */
+}
+
+/* small m: a block of rows at a time (block_exp), r + log1p(t) lane-wise */
+static void FN(logsumexp_small)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t m)
+{
+    T buf[CS_SMALL_M * CS_BLK], r[CS_BLK];
+    double tail[CS_BLK], n1[CS_BLK], v[CS_BLK];
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += CS_BLK) {
+        ptrdiff_t nb = n - i0 < CS_BLK ? n - i0 : CS_BLK;
+        FN(block_exp)(z + i0 * ldz, ldz, nb, m, buf, r, tail, n1);
+#pragma omp simd
+        for (ptrdiff_t b = 0; b < CS_BLK; b++)
+            v[b] = (double)r[b] + cs_log1p_d((n1[b] - 1.0) + tail[b]);
+        for (ptrdiff_t b = 0; b < nb; b++)
+            out[i0 + b] = CS_FINITE(r[b]) ? (T)v[b] : FN(lse_special)(z + (i0 + b) * ldz, m, r[b]);
+    }
+}
+
 void FN(cs_logsumexp)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t m)
 {
+    if (m < CS_SMALL_M) {
+        FN(logsumexp_small)(z, ldz, out, n, m);
+        return;
+    }
     for (ptrdiff_t i = 0; i < n; i++) {
         const T *zi = z + i * ldz;
         int nr;
         T r = FN(row_max_nr)(zi, m, &nr);
         if (!isfinite(r)) {
-            int has_nan = 0;
-            for (ptrdiff_t j = 0; j < m; j++)
-                has_nan |= isnan(zi[j]);
-            out[i] = has_nan ? (T)NAN : r;   /* r is +inf or -inf here */
+            out[i] = FN(lse_special)(zi, m, r);
             continue;
         }
         /* r + log s rounded once from double: a float32 result beyond
