@@ -9,7 +9,14 @@ For each shape and dtype, prints nanoseconds per element of
   a NumPy implementation and ``torch.nn.functional.cross_entropy`` forward +
   backward;
 * ``np.copyto`` into a preallocated array of the same shape: the
-  memory-bandwidth floor.
+  memory-bandwidth floor;
+* the fused NLL loss + gradient with PyTorch's options (``--option-shapes``,
+  default 60000x10 and 4096x1000): class_weight, ignore_index,
+  label_smoothing, class-probability targets and combinations, each against
+  our plain call (the options' cost) and against ``cross_entropy`` forward +
+  backward with the same option; every call measured in interleaved rounds
+  (ABAB: each round times every call once, the next round in the reverse
+  order), the best of the rounds kept.
 
 Ratios are peer time / our time (> 1 means cysoftmax is faster) and our time
 / copy time (how many copies' worth of time we take).  Also reports the
@@ -40,6 +47,7 @@ Usage::
     python benchmarks/bench_kernels.py --markdown > bench.md
     python benchmarks/bench_kernels.py --quick --simd all   # every SIMD variant, side by side
     python benchmarks/bench_kernels.py --simd avx2,avx512 --markdown --json bench.json
+    python benchmarks/bench_kernels.py --quick --shapes 128x10 --option-shapes 4096x1000
 """
 
 import argparse
@@ -243,6 +251,99 @@ def overhead_rows(cs, torch, dtypes, timer):
             if base is None:
                 base = us
             rows.append([name, dtype.name, f"{us:.2f}", f"{us / base:.2f}x"])
+    return rows
+
+
+# ------------------------------------------------- the NLL with PyTorch's options
+
+DEFAULT_OPTION_SHAPES = "60000x10,4096x1000"
+OPTION_ROUNDS = 2              # ABAB: rounds of timing every call, alternating order
+
+# name -> what the call uses (labels with 10% at -100 when ignore_index is set)
+OPTION_CASES = (
+    ("plain", {}),
+    ("class_weight", {"class_weight": True}),
+    ("ignore_index", {"ignore_index": -100}),
+    ("label_smoothing=0.1", {"label_smoothing": 0.1}),
+    ("soft targets", {"soft": True}),
+    ("weight+ignore+smoothing", {"class_weight": True, "ignore_index": -100,
+                                 "label_smoothing": 0.1}),
+    ("soft+weight+smoothing", {"soft": True, "class_weight": True, "label_smoothing": 0.1}),
+)
+
+
+def option_calls(cs, torch, F, shape, dtype):
+    """{(case, 'ours'|'torch'): thunk} for every case of OPTION_CASES, mean reduction."""
+    z, y = make_data(shape, dtype, seed=1)
+    rng = np.random.default_rng(2)
+    y_ign = y.copy()
+    y_ign[rng.random(shape[0]) < 0.1] = -100
+    q = rng.standard_normal(shape)
+    q = np.exp(q - q.max(axis=1, keepdims=True))
+    q = (q / q.sum(axis=1, keepdims=True)).astype(dtype)     # rows of probabilities
+    cw = (rng.random(shape[1]) + 0.5).astype(dtype)
+    if torch is not None:
+        zg = torch.from_numpy(z).requires_grad_(True)
+    calls = {}
+    for name, spec in OPTION_CASES:
+        target = q if spec.get("soft") else (y_ign if "ignore_index" in spec else y)
+        kw = {k: v for k, v in spec.items() if k in ("ignore_index", "label_smoothing")}
+        if spec.get("class_weight"):
+            kw["class_weight"] = cw
+        calls[(name, "ours")] = lambda t=target, k=kw: cs.nll_loss_and_gradient(z, t, **k)
+        if torch is None:
+            continue
+        tt = torch.from_numpy(target if spec.get("soft") else target.astype(np.int64))
+        tkw = {k: v for k, v in kw.items() if k != "class_weight"}
+        if spec.get("class_weight"):
+            tkw["weight"] = torch.from_numpy(cw)
+
+        def torch_ce(tt=tt, tkw=tkw):
+            zg.grad = None
+            loss = F.cross_entropy(zg, tt, **tkw)
+            loss.backward()
+            return loss, zg.grad
+
+        calls[(name, "torch")] = torch_ce
+    return calls
+
+
+def bench_options(cs, torch, F, shape, dtype, timer, warnings):
+    """Best time per call of every options case, ours and torch's, ABAB."""
+    calls = option_calls(cs, torch, F, shape, dtype)
+    tag = f"options {shape[0]}x{shape[1]} {dtype.name}"
+    tol = CHECK_TOL[dtype]
+    for name, _ in OPTION_CASES:          # agreement (and a warm-up of every path)
+        loss0, grad0 = calls[(name, "ours")]()
+        if (name, "torch") not in calls:
+            continue
+        loss1, grad1 = calls[(name, "torch")]()
+        loss1, grad1 = float(loss1.detach()), grad1.numpy()
+        e_loss = abs(loss1 - loss0) / max(abs(loss0), 1e-300)
+        e_grad = rel_err(grad1, grad0)
+        if not (e_loss <= tol and e_grad <= tol):
+            warnings.append(f"{tag} {name}: torch differs from ours "
+                            f"(loss rel. err {e_loss:.2e}, grad {e_grad:.2e})")
+    times = {}
+    keys = list(calls)
+    for r in range(OPTION_ROUNDS):
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            t = timer(calls[key])
+            times[key] = t if key not in times else min(times[key], t)
+    return times
+
+
+def option_rows(results):
+    """Table rows: per shape, dtype and case, ns/el and the ratios."""
+    rows = []
+    for shape, dtype, t in results:
+        nel = shape[0] * shape[1]
+        plain, tplain = t[("plain", "ours")], t.get(("plain", "torch"))
+        for name, _ in OPTION_CASES:
+            ours, th = t[(name, "ours")], t.get((name, "torch"))
+            rows.append([f"{shape[0]}x{shape[1]}", dtype.name, name, fmt_ns(ours / nel),
+                         fmt_ratio(ours, plain), fmt_ns(th / nel if th else None),
+                         fmt_ratio(th, tplain), fmt_ratio(th, ours)])
     return rows
 
 
@@ -470,6 +571,9 @@ def main(argv=None):
                    help="fewer, shorter repeats (3 x ~30 ms instead of 5 x ~75 ms)")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if importable")
+    p.add_argument("--option-shapes", default=DEFAULT_OPTION_SHAPES,
+                   help="shapes of the NLL-with-options section (default "
+                        f"{DEFAULT_OPTION_SHAPES}); 'none' skips it")
     p.add_argument("--simd", metavar="LIST",
                    help="'all' or a comma-separated list of SIMD variants (baseline, avx2, "
                         "avx512): run this benchmark once per variant, each in a subprocess "
@@ -481,6 +585,8 @@ def main(argv=None):
 
     try:
         shapes = parse_shapes(args.shapes)
+        option_shapes = ([] if args.option_shapes.strip().lower() == "none"
+                         else parse_shapes(args.option_shapes))
     except ValueError as exc:
         p.error(str(exc))
     dtypes = []
@@ -568,6 +674,13 @@ def main(argv=None):
                  f"({time.perf_counter() - t_start:.0f} s elapsed)")
         times = bench_config(cs, torch, F, shape, dtype, timer, warnings)
         results.append((shape, dtype, times))
+    opt_results = []
+    opt_configs = [(s, d) for s in option_shapes for d in dtypes]
+    for i, (shape, dtype) in enumerate(opt_configs, 1):
+        progress(f"[options {i}/{len(opt_configs)}] {shape[0]}x{shape[1]} {dtype.name} "
+                 f"({time.perf_counter() - t_start:.0f} s elapsed)")
+        opt_results.append((shape, dtype, bench_options(cs, torch, F, shape, dtype, timer,
+                                                        warnings)))
     progress("call overhead")
     ovh = overhead_rows(cs, torch, dtypes, timer)
 
@@ -614,6 +727,17 @@ def main(argv=None):
     print(format_table(header, rows, markdown=md, title=title))
     print()
 
+    if opt_results:
+        header = ["shape", "dtype", "option", "ours ns/el", "ours/plain", "torch ns/el",
+                  "torch/its plain", "torch/ours"]
+        rows = option_rows(opt_results)
+        if torch is None:
+            header, rows = header[:5], [r[:5] for r in rows]
+        print(format_table(header, rows, markdown=md, align="lll" + "r" * (len(header) - 3),
+                           title="NLL loss + gradient with PyTorch's options, mean reduction "
+                                 f"(ABAB, {OPTION_ROUNDS} rounds)  [{thr}]"))
+        print()
+
     print(format_table(["function", "dtype", "us/call", "vs cysoftmax.softmax"], ovh,
                        markdown=md, align="llrr",
                        title=f"Python call overhead at shape {OVERHEAD_SHAPE[0]}x"
@@ -628,6 +752,13 @@ def main(argv=None):
         "log(sum(exp))); torch = torch.softmax/log_softmax(torch.from_numpy(z), dim=-1) and "
         "F.cross_entropy forward+backward with int64 labels, grad reset to None each rep.",
     ]
+    if opt_results:
+        notes.append("options: ours = nll_loss_and_gradient(z, y, **option), ours/plain = "
+                     "that / the plain call (labels, no option) measured in the same rounds; "
+                     "torch = F.cross_entropy(..., same option) forward+backward, "
+                     "torch/its plain = that / torch's plain call; ignore_index sets 10% of "
+                     "the labels to -100, class weights in [0.5, 1.5), soft targets are rows "
+                     "of probabilities.")
     if warnings:
         notes.append("AGREEMENT WARNINGS:")
         notes.extend("  " + w for w in warnings)
@@ -663,6 +794,11 @@ def main(argv=None):
             "total_s": total_s,
             "warnings": warnings,
             "results": json_results(results),
+            "options": [{"shape": [shape[0], shape[1]], "dtype": dtype.name, "option": name,
+                         "ns_per_el": {side: (t[(name, side)] / (shape[0] * shape[1])
+                                              if (name, side) in t else None)
+                                       for side in ("ours", "torch")}}
+                        for shape, dtype, t in opt_results for name, _ in OPTION_CASES],
             "overhead_us": [{"function": r[0], "dtype": r[1], "us_per_call": float(r[2])}
                             for r in ovh],
         }

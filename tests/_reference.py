@@ -26,6 +26,7 @@ __all__ = [
     "ACTIVATIONS",
     "ref_activations",
     "ref_backprop",
+    "ref_cross_entropy",
     "ref_forward",
     "ref_log_softmax",
     "ref_logsumexp",
@@ -155,6 +156,82 @@ def ref_nll(z, y, sample_weight=None, reduction="mean"):
         loss = float(wc.sum() / w.sum()) if n else nan
     return loss, grad.astype(dt)
 
+
+def ref_cross_entropy(z, y, *, sample_weight=None, class_weight=None, ignore_index=None,
+                      label_smoothing=0.0, reduction="mean", return_scale=False):
+    """(loss, grad) of PyTorch's cross_entropy with its options, plus sample
+    weights, from the documented formulas (``nll_loss``'s docstring), in
+    float64 (loss and grad both float64, never cast: compare a float32 result
+    with them at float32's tolerance).
+
+    Row i: target weights a_k = (1 - eps) c_y [k == y] + eps/m c_k for a
+    label, c_k ((1 - eps) q_k + eps/m) for a row q of probabilities (a 2-D
+    y); l_i = sum_k a_k (-log p_k), each -log p_k = (r - z_k) + log1p(the
+    exps but one arg-max's), terms with a_k = 0 omitted (masked classes);
+    gradient A p - a.  Ignored rows and rows of sample weight 0 are 0; a row
+    with a NaN, a +inf or only -inf is NaN.  "mean" divides by sum_i w_i d_i
+    (d_i = c_y, 0 if ignored, 1 for probabilities): NaN loss when that is 0,
+    and then a NaN gradient for every row not skipped.  The class weights
+    and probabilities are first rounded to the logits' dtype, as the
+    function documents.  `grad` is the gradient of the returned quantity
+    (of the sum of the rows for "none").  With `return_scale`, also the size
+    of the two terms of each gradient entry, g_i (A p_j + a_j) with g_i the
+    row's factor (w_i, or w_i / denominator): the scale of its rounding
+    errors, in any computation of A p_j - a_j.
+    """
+    dt = result_dtype(z)
+    z = np.asarray(z).astype(np.float64)
+    n, m = z.shape
+    y = np.asarray(y)
+    soft = y.ndim == 2
+    q = y.astype(dt).astype(np.float64) if soft else None
+    c = np.ones(m) if class_weight is None else \
+        np.asarray(class_weight).astype(dt).astype(np.float64)
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if reduction == "mean" and n and w.max() > 0:
+        w = w / w.max()            # scale-free; keeps huge weights in range
+    eps = float(label_smoothing)
+    loss, d = np.zeros(n), np.zeros(n)
+    grad = np.zeros((n, m))
+    terms = np.zeros((n, m))
+    skip = np.zeros(n, dtype=bool)
+    for i in range(n):
+        if soft:
+            a, d[i] = c * ((1 - eps) * q[i] + eps / m), 1.0
+        elif ignore_index is not None and y[i] == ignore_index:
+            skip[i] = True
+            continue
+        else:
+            a = eps / m * c
+            a[y[i]] += (1 - eps) * c[y[i]]
+            d[i] = c[y[i]]
+        if w[i] == 0:
+            skip[i] = True
+            continue
+        row = z[i]
+        if _bad_row(row):
+            loss[i], grad[i] = nan, nan
+            continue
+        top = int(np.argmax(row))
+        e = np.exp(row - row[top])
+        lse = np.log1p(np.delete(e, top).sum())   # log s, e[top] = 1 left out of the sum
+        with np.errstate(invalid="ignore"):
+            loss[i] = np.where(a == 0, 0.0, a * ((row[top] - row) + lse)).sum()
+        grad[i] = a.sum() * (e / e.sum()) - a
+        terms[i] = a.sum() * (e / e.sum()) + a
+    with np.errstate(over="ignore"):
+        wl = np.where(skip, 0.0, w * loss)
+    if reduction == "none":
+        out = wl, w[:, None] * grad, w[:, None] * terms
+    elif reduction == "sum":
+        out = float(wl.sum()), w[:, None] * grad, w[:, None] * terms
+    elif not (w * d).sum():
+        nans = np.where(skip[:, None], 0.0, np.full((n, m), nan))
+        out = nan, nans, nans
+    else:
+        denom = float((w * d).sum())
+        out = float(wl.sum() / denom), (w / denom)[:, None] * grad, (w / denom)[:, None] * terms
+    return out if return_scale else out[:2]
 
 # ---------------------------------------------------------------------------
 # where= masks: the kept entries of each slice, dropped into an array of their

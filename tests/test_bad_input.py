@@ -446,6 +446,9 @@ LABELS_TYPE_ERRORS = {
     "list-of-floats": lambda: [0.0, 3.0, 1.0],
     "datetime": lambda: np.zeros(3, dtype="datetime64[s]"),
     "ragged": lambda: [0, [1], 2],
+    # a 2-D y holds class probabilities (nll_loss): it must be a float array
+    "2-D": lambda: np.array([[0], [3], [1]]),
+    "2-D-row": lambda: np.array([Y3]),
 }
 
 LABELS_VALUE_ERRORS = {
@@ -458,8 +461,7 @@ LABELS_VALUE_ERRORS = {
     "too-short": lambda: [0, 1],
     "too-long": lambda: [0, 1, 2, 3],
     "empty": lambda: [],
-    "2-D": lambda: np.array([[0], [3], [1]]),
-    "2-D-row": lambda: np.array([Y3]),
+    "2-D-float-wrong-shape": lambda: np.array([[0.0], [3.0], [1.0]]),
     "scalar": lambda: 1,
 }
 

@@ -532,7 +532,8 @@ def test_nll_functions(data):
             call()
         return
     if y_fault is not None:
-        exc = TypeError if y_fault in ("float", "bool") else ValueError
+        # (a 2-D y holds class probabilities: an integer one is refused for its dtype)
+        exc = TypeError if y_fault in ("float", "bool", "2d") else ValueError
         if y_fault == "float" and y.size == 0:
             exc = None                     # an empty float array holds no bad label
         if exc is not None:

@@ -98,8 +98,12 @@ def test_empty_labels_for_nonempty_batch(func):
 
 @LABEL_FUNCS
 def test_labels_2d(func):
-    with pytest.raises(ValueError, match=Y):
+    # a 2-D y holds class probabilities: an integer one is refused for its
+    # dtype, a float one of the wrong shape for its shape
+    with pytest.raises(TypeError, match=Y):
         func(z34(), np.array([[0], [1], [2]]))
+    with pytest.raises(ValueError, match=Y):
+        func(z34(), np.array([[0.0], [1.0], [2.0]]))
 
 
 @LABEL_FUNCS

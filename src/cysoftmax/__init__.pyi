@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 # float32 stays float32 and float64 stays float64; any other input
-# (integers, float16, longdouble, lists) is computed in float64.
+# (integers, float16, longdouble, lists) is computed in float64.  The NLL
+# functions' y: integer labels (n,) or class probabilities (n, m).
 _F = TypeVar("_F", np.float32, np.float64)
 _Axis: TypeAlias = int | tuple[int, ...] | None
 _Mean: TypeAlias = Literal["sum", "mean"]
@@ -90,6 +91,9 @@ def nll_loss(
     y: ArrayLike,
     *,
     sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: _Mean = "mean",
 ) -> float: ...
 @overload
@@ -98,6 +102,9 @@ def nll_loss(
     y: ArrayLike,
     *,
     sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: Literal["none"],
 ) -> NDArray[_F]: ...
 @overload
@@ -106,15 +113,30 @@ def nll_loss(
     y: ArrayLike,
     *,
     sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: Literal["none"],
 ) -> NDArray[np.float64]: ...
 @overload
 def local_gradient(
-    logits: NDArray[_F], y: ArrayLike, *, out: NDArray[_F] | None = None
+    logits: NDArray[_F],
+    y: ArrayLike,
+    *,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    out: NDArray[_F] | None = None,
 ) -> NDArray[_F]: ...
 @overload
 def local_gradient(
-    logits: ArrayLike, y: ArrayLike, *, out: NDArray[np.float64] | None = None
+    logits: ArrayLike,
+    y: ArrayLike,
+    *,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    out: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]: ...
 @overload
 def nll_loss_and_gradient(
@@ -122,6 +144,9 @@ def nll_loss_and_gradient(
     y: ArrayLike,
     *,
     sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: _Mean = "mean",
     out: NDArray[_F] | None = None,
 ) -> tuple[float, NDArray[_F]]: ...
@@ -131,6 +156,9 @@ def nll_loss_and_gradient(
     y: ArrayLike,
     *,
     sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: _Mean = "mean",
     out: NDArray[np.float64] | None = None,
 ) -> tuple[float, NDArray[np.float64]]: ...
@@ -140,6 +168,9 @@ def nll_loss_and_gradient(
     y: ArrayLike,
     *,
     sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: Literal["none"],
     out: NDArray[_F] | None = None,
 ) -> tuple[NDArray[_F], NDArray[_F]]: ...
@@ -149,6 +180,9 @@ def nll_loss_and_gradient(
     y: ArrayLike,
     *,
     sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
     reduction: Literal["none"],
     out: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...

@@ -13,13 +13,16 @@ from ._validation import (
     aligned_target,
     as_float_array,
     check_axis,
+    check_class_weight,
     check_flag,
-    check_labels,
+    check_ignore_index,
+    check_label_smoothing,
     check_out,
     check_partner,
     check_reduction,
     check_scale_factors,
     check_sample_weight,
+    check_targets,
     check_where,
     rescale_weights,
     rows_view,
@@ -366,59 +369,170 @@ def _logsumexp(z, axis, b, mask, keepdims, return_sign, mask_name="mask"):
     return res, (sign[()] if sign.ndim == 0 else sign)
 
 
-def _prepare_nll(logits, y, sample_weight, reduction):
+class _NLLArgs:
+    """The checked arguments of an NLL call (`_prepare_nll`)."""
+
+    __slots__ = ("z", "labels", "probs", "cw", "w", "ignore", "eps", "reduction", "plain")
+
+    def __init__(self, z, labels, probs, cw, w, ignore, eps, reduction):
+        self.z, self.labels, self.probs, self.cw, self.w = z, labels, probs, cw, w
+        self.ignore, self.eps, self.reduction = ignore, eps, reduction
+        # no PyTorch option: today's kernel (cs_nll); else the general one (cs_nll_opts)
+        self.plain = probs is None and cw is None and ignore is None and eps == 0.0
+
+    def inputs(self, *given):
+        """The arrays a gradient buffer must not partially overlap."""
+        return (self.z, self.labels, self.probs, self.cw, self.w, *given)
+
+
+def _prepare_nll(logits, y, sample_weight, reduction, class_weight=None, ignore_index=None,
+                 label_smoothing=0.0):
     z = as_float_array(logits, "logits")
     if z.ndim != 2:
         raise ValueError(f"logits must be 2-D (n_samples, n_classes); got shape {z.shape}")
     n, m = z.shape
     reduction = check_reduction(reduction)
-    y = check_labels(y, n, m)
+    eps = check_label_smoothing(label_smoothing)
+    ignore = check_ignore_index(ignore_index)
+    labels, probs = check_targets(y, n, m, z.dtype, ignore)
+    if n and m == 0:
+        raise ValueError("logits has no classes (shape (n, 0)): the loss is undefined")
+    cw = check_class_weight(class_weight, m, z.dtype)
     w = check_sample_weight(sample_weight, n, reduction)
     if w is not None and reduction == "mean" and n:
         w, _ = rescale_weights(w)      # exact; keeps sum(w) and 1/sum(w) in range
-    return np.ascontiguousarray(z), y, w, reduction
+    return _NLLArgs(np.ascontiguousarray(z), labels, probs, cw, w, ignore, eps, reduction)
 
 
-def _reduce(total, n, w, reduction):
-    """Scalar loss for 'sum' / 'mean' (NaN for an empty mean, as NumPy and PyTorch)."""
+def _nll_call(a, gmul, loss, grad):
+    """The kernel call: (total, denominator), the denominator of "mean" only.
+
+    The plain call (no PyTorch option) is cs_nll, whose denominator is n or
+    sum(w); the others go to cs_nll_opts, which scales the gradient of the
+    mean by its own denominator."""
+    n = a.z.shape[0]
+    mean = a.reduction == "mean"
+    if not n:
+        return 0.0, 0.0
+    if a.plain:
+        denom = (float(n) if a.w is None else float(a.w.sum())) if mean else 0.0
+        total = _softmax.nll_rows(a.z, a.labels, a.w, gmul / denom if mean else gmul,
+                                  loss, grad)
+        return total, denom
+    # (-1 never equals a label when nothing is ignored: they are all in [0, m))
+    ignore = -1 if a.ignore is None else a.ignore
+    return _softmax.nll_opts_rows(a.z, a.labels, a.probs, a.cw, a.w, ignore, a.eps, gmul,
+                                  mean, loss, grad)
+
+
+def _reduce(total, denom, reduction):
+    """Scalar loss for 'sum' / 'mean' (NaN for a mean over a zero denominator --
+    an empty batch, every row ignored -- as NumPy and PyTorch)."""
     if reduction == "sum":
         return float(total)
-    denom = float(n) if w is None else float(w.sum())
     return float(total) / denom if denom else float("nan")
 
 
-def nll_loss(logits, y, *, sample_weight=None, reduction="mean"):
-    r"""Negative log-likelihood (cross-entropy) of integer labels, from logits.
+def _grad_out(a, out, logits, y):
+    """The buffer the kernel writes the gradient into, after checking `out`."""
+    if out is not None:
+        # the validated labels, targets and weights too: the kernel reads them
+        # while it writes out (labels overwritten mid-call would index anywhere)
+        check_out(out, a.z.shape, a.z.dtype, a.inputs(logits, y))
+        if a.probs is not None and np.shares_memory(out, a.probs):
+            raise ValueError("out shares memory with the class probabilities y, which the "
+                             "kernel reads while it writes the gradient; pass another buffer")
+    return aligned_target(out, a.z.shape, a.z.dtype)
 
-    For row :math:`i` with label :math:`y_i` and weight :math:`w_i` (1 when
-    not given):
+
+def _copy_back(grad, out):
+    if out is not None and grad is not out:
+        out[...] = grad
+        return out
+    return grad
+
+
+def nll_loss(logits, y, *, sample_weight=None, class_weight=None, ignore_index=None,
+             label_smoothing=0.0, reduction="mean"):
+    r"""Cross-entropy (negative log-likelihood) from logits, with PyTorch's options.
+
+    Row :math:`i`'s loss, as ``torch.nn.functional.cross_entropy`` defines it:
 
     .. math::
 
-        C_i = \log \sum_k \exp(z_{ik}) - z_{i y_i}
+        l_i = \sum_k a_{ik} \, (-\log p_{ik}), \qquad
+        -\log p_{ik} = \log \sum_j \exp(z_{ij}) - z_{ik}
 
-    computed as :math:`\log s_i + (r_i - z_{iy_i})` with the row maximum
-    :math:`r_i` and :math:`s_i = \sum_k \exp(z_{ik} - r_i)`.
+    with the target weights :math:`a_{ik}`, from class weights :math:`c_k`
+    (1 when not given) and the smoothing :math:`\varepsilon`, for a label
+    :math:`y_i`
+
+    .. math::
+
+        a_{ik} = (1 - \varepsilon)\, c_{y_i} [k = y_i] + \frac{\varepsilon}{m} c_k
+
+    (so with no option :math:`l_i = \log \sum_j \exp(z_{ij}) - z_{iy_i}`),
+    and for a row :math:`q_i` of class probabilities (a 2-D `y`)
+
+    .. math::
+
+        a_{ik} = c_k \left((1 - \varepsilon)\, q_{ik} + \frac{\varepsilon}{m}\right).
+
+    A row whose label is `ignore_index` has :math:`l_i = 0`.  With sample
+    weights :math:`w_i` (1 when not given) and PyTorch's denominator weight
+    :math:`d_i` of a row (:math:`c_{y_i}` for a label, 0 for an ignored row,
+    1 for class probabilities) the reductions are
+
+    .. math::
+
+        \text{none: } w_i l_i, \qquad \text{sum: } \sum_i w_i l_i, \qquad
+        \text{mean: } \frac{\sum_i w_i l_i}{\sum_i w_i d_i}
+
+    (with labels and no class weights, "mean" is :math:`\sum_i w_i l_i /
+    \sum_i w_i` over the rows not ignored).  Each :math:`-\log p_{ik}` is
+    :math:`(r_i - z_{ik}) + \log s_i` with the row maximum :math:`r_i` and
+    :math:`s_i = \sum_j \exp(z_{ij} - r_i)`, so :math:`l_i` is a sum of
+    non-negative terms: exact in relative terms, with no cancellation.
 
     Parameters
     ----------
     logits : array_like, shape (n_samples, n_classes)
-    y : array_like of int, shape (n_samples,)
-        Class labels in ``[0, n_classes)``; checked before any use.
+    y : array_like, shape (n_samples,) or (n_samples, n_classes)
+        Integer class labels in ``[0, n_classes)``, checked before any use;
+        or class probabilities: a float array of the logits' shape, finite
+        and non-negative (rows need not sum to 1, as in PyTorch), converted
+        to the logits' dtype.  A 2-D integer `y` is a ``TypeError``.
     sample_weight : array_like, shape (n_samples,), optional
-        Finite, non-negative weights.  Rows of weight 0 contribute exactly 0,
-        even when their logits are not finite.
+        Finite, non-negative weights multiplying each row's loss (PyTorch
+        has no such argument).  Rows of weight 0 contribute exactly 0, even
+        when their logits are not finite.
+    class_weight : array_like, shape (n_classes,), optional
+        PyTorch's ``weight``: finite, non-negative per-class weights,
+        converted to the logits' dtype.
+    ignore_index : int, optional
+        Rows whose label equals it contribute exactly 0 (whatever their
+        logits) and are not counted by "mean".  It may lie outside
+        ``[0, n_classes)``; for labels only (PyTorch refuses it with class
+        probabilities).  Default: nothing ignored (PyTorch's is -100).
+    label_smoothing : float, default 0.0
+        The smoothing :math:`\varepsilon` in ``[0, 1]``.
     reduction : {"mean", "sum", "none"}, default "mean"
-        ``"none"``: the array ``w_i C_i``; ``"sum"``: :math:`\sum_i w_i C_i`;
-        ``"mean"``: :math:`\sum_i w_i C_i / \sum_i w_i`.
 
     Returns
     -------
     float or ndarray
         A Python float for "mean" and "sum" (0.0 and NaN for an empty
-        batch), an array of the logits' dtype for "none".  A row whose
-        softmax is NaN has NaN loss; a label whose logit is ``-inf`` in an
-        otherwise finite row has loss ``+inf``.
+        batch), an array of the logits' dtype for "none".  "mean" over a
+        zero denominator (every row ignored, or every label of class weight
+        0) is NaN, as in PyTorch.  A row whose softmax is NaN has NaN loss;
+        a target class (:math:`a_{ik} > 0`) whose logit is ``-inf`` in an
+        otherwise finite row makes it ``+inf``.
+
+    Notes
+    -----
+    A class with :math:`a_{ik} = 0` (probability 0, or class weight 0)
+    contributes 0 even where its logit is ``-inf``: such logits are masked,
+    as in `softmax`.  PyTorch gives NaN there (``0 * -inf``).
 
     Examples
     --------
@@ -431,28 +545,48 @@ def nll_loss(logits, y, *, sample_weight=None, reduction="mean"):
     array([0.126928, 0.693147])
     >>> nll_loss(z, [0, 1], sample_weight=[0.0, 1.0])
     0.6931471805599453
+    >>> round(nll_loss(z, [0, 1], class_weight=[3.0, 1.0]), 6)   # (3 * 0.126928 + 0.693147) / 4
+    0.268483
+    >>> round(nll_loss(z, [0, -100], ignore_index=-100), 6)     # the second row is ignored
+    0.126928
+    >>> round(nll_loss(z, [[1.0, 0.0], [0.5, 0.5]]), 6)          # class probabilities
+    0.410038
+    >>> nll_loss(z, [0, 1], label_smoothing=0.5, reduction="none").round(6)
+    array([0.626928, 0.693147])
     """
-    z, y, w, reduction = _prepare_nll(logits, y, sample_weight, reduction)
-    n = z.shape[0]
-    loss = np.empty(n, dtype=z.dtype) if reduction == "none" else None
-    total = _softmax.nll_rows(z, y, w, 1.0, loss, None) if n else 0.0
-    return loss if reduction == "none" else _reduce(total, n, w, reduction)
+    a = _prepare_nll(logits, y, sample_weight, reduction, class_weight, ignore_index,
+                     label_smoothing)
+    loss = np.empty(a.z.shape[0], dtype=a.z.dtype) if a.reduction == "none" else None
+    total, denom = _nll_call(a, 1.0, loss, None)
+    return loss if a.reduction == "none" else _reduce(total, denom, a.reduction)
 
 
-def local_gradient(logits, y, *, out=None):
-    r"""Local gradient of the softmax layer: :math:`\partial C_i / \partial z_{ij} = p_{ij} - [j = y_i]`.
+def local_gradient(logits, y, *, class_weight=None, ignore_index=None, label_smoothing=0.0,
+                   out=None):
+    r"""Local gradient of the softmax layer: each row's :math:`\partial l_i / \partial z_{ij}`.
 
-    The derivative of each row's own loss :math:`C_i` (no averaging); rows
-    sum to zero.
+    With the target weights :math:`a_{ik}` of `nll_loss` and
+    :math:`A_i = \sum_k a_{ik}`:
+
+    .. math::
+
+        \frac{\partial l_i}{\partial z_{ij}} = A_i\, p_{ij} - a_{ij}
+
+    which is :math:`p_{ij} - [j = y_i]` with no option.  The derivative of
+    each row's own loss (no averaging, no sample weight); every row sums to
+    zero, and a row whose label is `ignore_index` is zero.
 
     Parameters
     ----------
     logits : array_like, shape (n_samples, n_classes)
-    y : array_like of int, shape (n_samples,)
-        Class labels in ``[0, n_classes)``.
+    y : array_like, shape (n_samples,) or (n_samples, n_classes)
+        Class labels in ``[0, n_classes)`` or class probabilities, as in
+        `nll_loss`.
+    class_weight, ignore_index, label_smoothing
+        As in `nll_loss`.
     out : ndarray, optional
         C-contiguous output of shape (n_samples, n_classes) and the logits'
-        dtype; may be the logits array itself.
+        dtype; may be the logits array itself (not the class probabilities).
 
     Returns
     -------
@@ -464,34 +598,37 @@ def local_gradient(logits, y, *, out=None):
     >>> from cysoftmax import local_gradient
     >>> local_gradient(np.array([[0.0, 0.0]]), [1])
     array([[ 0.5, -0.5]])
+    >>> local_gradient(np.array([[0.0, 0.0]]), [1], label_smoothing=0.5)   # a = (0.25, 0.75)
+    array([[ 0.25, -0.25]])
+    >>> local_gradient(np.array([[0.0, 0.0]]), [[0.2, 0.8]], class_weight=[2.0, 1.0])
+    array([[ 0.2, -0.2]])
     """
-    z, y, _, _ = _prepare_nll(logits, y, None, "none")
-    if out is not None:
-        # the validated labels too: the kernel reads them while it writes out
-        check_out(out, z.shape, z.dtype, (z, logits, y))
-    grad = aligned_target(out, z.shape, z.dtype)
-    if z.shape[0]:
-        _softmax.nll_rows(z, y, None, 1.0, None, grad)
-    if out is not None and grad is not out:
-        out[...] = grad
-        return out
-    return grad
+    a = _prepare_nll(logits, y, None, "none", class_weight, ignore_index, label_smoothing)
+    grad = _grad_out(a, out, logits, y)
+    _nll_call(a, 1.0, None, grad)
+    return _copy_back(grad, out)
 
 
-def nll_loss_and_gradient(logits, y, *, sample_weight=None, reduction="mean", out=None):
+def nll_loss_and_gradient(logits, y, *, sample_weight=None, class_weight=None,
+                          ignore_index=None, label_smoothing=0.0, reduction="mean", out=None):
     r"""The NLL loss and its gradient with respect to the logits, in one pass.
 
-    The gradient is that of the returned quantity: row :math:`i` is
-    :math:`g_i (p_i - \mathrm{onehot}(y_i))` with :math:`g_i = w_i` for
-    "none" and "sum" and :math:`g_i = w_i / \sum_k w_k` for "mean".
+    The gradient is that of the returned quantity (for "none": of its
+    sum): row :math:`i` is :math:`g_i (A_i p_i - a_i)`, with the target
+    weights :math:`a_i` of `nll_loss`, :math:`A_i = \sum_k a_{ik}`, and
+    :math:`g_i = w_i` for "none" and "sum", :math:`g_i = w_i / \sum_k w_k d_k`
+    for "mean".  With no option that is :math:`g_i (p_i -
+    \mathrm{onehot}(y_i))`.  Ignored rows and rows of weight 0 have a zero
+    gradient; when the mean's denominator is 0 every other row's gradient
+    is NaN, as in PyTorch.
 
     Parameters
     ----------
-    logits, y, sample_weight, reduction
+    logits, y, sample_weight, class_weight, ignore_index, label_smoothing, reduction
         As in `nll_loss`.
     out : ndarray, optional
         Buffer for the gradient (shape and dtype of the logits, C-contiguous);
-        may be the logits array itself.
+        may be the logits array itself (not the class probabilities).
 
     Returns
     -------
@@ -509,32 +646,30 @@ def nll_loss_and_gradient(logits, y, *, sample_weight=None, reduction="mean", ou
     >>> grad
     array([[-0.25,  0.25],
            [ 0.25, -0.25]])
+    >>> loss, grad = nll_loss_and_gradient(np.array([[0.0, 0.0], [0.0, 0.0]]), [0, 1],
+    ...                                    class_weight=[3.0, 1.0], reduction="sum")
+    >>> grad
+    array([[-1.5,  1.5],
+           [ 0.5, -0.5]])
     """
-    if (out is None and sample_weight is None and type(reduction) is str
-            and (reduction == "mean" or reduction == "sum")):
+    if (out is None and sample_weight is None and class_weight is None
+            and ignore_index is None and type(reduction) is str
+            and (reduction == "mean" or reduction == "sum")
+            and (type(label_smoothing) is float or type(label_smoothing) is int)
+            and label_smoothing == 0):
         # plain logits and intp labels (range-checked there): compiled path
         res = _softmax.nll_grad_fast(logits, y, reduction == "mean")
         if res is not None:
             return res
-    z, y, w, reduction = _prepare_nll(logits, y, sample_weight, reduction)
-    n = z.shape[0]
-    if out is not None:
-        # the validated labels and weights too: the kernel reads them while
-        # it writes out (labels overwritten mid-call would index anywhere)
-        check_out(out, z.shape, z.dtype, (z, logits, y, w))
-    grad = aligned_target(out, z.shape, z.dtype)
-    loss = np.empty(n, dtype=z.dtype) if reduction == "none" else None
-    gmul = 1.0
-    if reduction == "mean" and n:
-        gmul = 1.0 / (float(n) if w is None else float(w.sum()))
-    total = _softmax.nll_rows(z, y, w, gmul, loss, grad) if n else 0.0
-    if out is not None and grad is not out:
-        out[...] = grad
-        grad = out
-    return (loss if reduction == "none" else _reduce(total, n, w, reduction)), grad
+    a = _prepare_nll(logits, y, sample_weight, reduction, class_weight, ignore_index,
+                     label_smoothing)
+    grad = _grad_out(a, out, logits, y)
+    loss = np.empty(a.z.shape[0], dtype=a.z.dtype) if a.reduction == "none" else None
+    total, denom = _nll_call(a, 1.0, loss, grad)
+    grad = _copy_back(grad, out)
+    return (loss if a.reduction == "none" else _reduce(total, denom, a.reduction)), grad
 
 
-# ------------------------------------------------------- backward functions
 def _rowwise_pair(kernel, g, y, y_name, axis, out):
     """`kernel(g2, y2, out2)` over `axis` of two arrays of one shape: the
     layout rules of `_rowwise` (any axis or axes, `out` may be either input)."""

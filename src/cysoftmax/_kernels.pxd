@@ -43,6 +43,20 @@ cdef extern from "rows.h" nogil:
     int cs_openmp_enabled()
     int cs_max_threads()
     int cs_last_team_size()
+    # the cross-entropy with options (nll_opts.template.h)
+    double cs_nll_opts_f(const float *z, Py_ssize_t ldz, const Py_ssize_t *y, const float *q,
+                         Py_ssize_t ldq, const float *cw, const double *w, Py_ssize_t ignore,
+                         double smoothing, double gmul, float *loss, float *grad, Py_ssize_t ldg,
+                         Py_ssize_t n, Py_ssize_t m)
+    double cs_nll_opts_d(const double *z, Py_ssize_t ldz, const Py_ssize_t *y, const double *q,
+                         Py_ssize_t ldq, const double *cw, const double *w, Py_ssize_t ignore,
+                         double smoothing, double gmul, double *loss, double *grad,
+                         Py_ssize_t ldg, Py_ssize_t n, Py_ssize_t m)
+    double cs_nll_denom_f(const Py_ssize_t *y, const float *cw, const double *w, Py_ssize_t ignore,
+                          Py_ssize_t n)
+    double cs_nll_denom_d(const Py_ssize_t *y, const double *cw, const double *w, Py_ssize_t ignore,
+                          Py_ssize_t n)
+
     # where= (masked.template.h): mask row i at mask + i * ldmask (0: one row for all)
     void cs_softmax_masked_f(const float *z, Py_ssize_t ldz, const unsigned char *mask, Py_ssize_t ldmask,
                              float *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)

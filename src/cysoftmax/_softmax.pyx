@@ -8,6 +8,7 @@ the fused type ``floating`` (one source, two instantiations), then run it
 without the GIL.  Rows of length 0 and empty batches never reach a kernel.
 """
 from cython cimport floating
+from libc.math cimport NAN
 cimport numpy as cnp
 from ._kernels cimport *
 import numpy as np
@@ -104,6 +105,55 @@ def nll_rows(z, y, w, double gmul, loss, grad):
     if _is_f32(z):
         return _nll[float](z, y, w, gmul, loss, grad)
     return _nll[double](z, y, w, gmul, loss, grad)
+
+
+# ------------------------------------------------- the NLL with PyTorch's options
+cdef tuple _nll_opts(const floating[:, ::1] z, const Py_ssize_t[::1] y,
+                     const floating[:, ::1] q, const floating[::1] cw, const double[::1] w,
+                     Py_ssize_t ignore, double smoothing, double gmul, bint mean,
+                     floating[::1] loss, floating[:, ::1] grad):
+    cdef const Py_ssize_t *yp = &y[0] if y is not None else NULL
+    cdef const floating *qp = &q[0, 0] if q is not None else NULL
+    cdef Py_ssize_t ldq = q.shape[1] if q is not None else 0
+    cdef const floating *cwp = &cw[0] if cw is not None else NULL
+    cdef const double *wp = &w[0] if w is not None else NULL
+    cdef floating *lp = &loss[0] if loss is not None else NULL
+    cdef floating *gp = &grad[0, 0] if grad is not None else NULL
+    cdef Py_ssize_t n = z.shape[0], m = z.shape[1]
+    cdef double total, denom = 0.0
+    with nogil:
+        if mean:
+            # the denominator first: the gradient of the mean is scaled by it
+            if floating is float:
+                denom = cs_nll_denom_f(yp, cwp, wp, ignore, n)
+            else:
+                denom = cs_nll_denom_d(yp, cwp, wp, ignore, n)
+            # a zero denominator (every row ignored or of class weight 0):
+            # NaN, as PyTorch, for every row that is not skipped
+            gmul = gmul / denom if denom != 0.0 else NAN
+        if floating is float:
+            total = cs_nll_opts_f(&z[0, 0], m, yp, qp, ldq, cwp, wp, ignore, smoothing, gmul,
+                                  lp, gp, m, n, m)
+        else:
+            total = cs_nll_opts_d(&z[0, 0], m, yp, qp, ldq, cwp, wp, ignore, smoothing, gmul,
+                                  lp, gp, m, n, m)
+    return total, denom
+
+
+def nll_opts_rows(z, y, q, cw, w, Py_ssize_t ignore, double smoothing, double gmul, bint mean,
+                  loss, grad):
+    """(sum_i w_i l_i, denominator) of the cross-entropy with options.
+
+    z (n, m), n, m >= 1; either y (n,) intp labels in [0, m) or equal to
+    `ignore`, or q (n, m) soft targets of z's dtype (the other None); cw (m,)
+    of z's dtype or None; w (n,) float64 or None; loss (n,) / grad (n, m) of
+    z's dtype or None.  With `mean`, the denominator sum_i w_i d_i is
+    computed first and the gradient scaled by gmul / denominator (NaN when
+    it is 0); else the denominator returned is 0 and the scale gmul.
+    """
+    if _is_f32(z):
+        return _nll_opts[float](z, y, q, cw, w, ignore, smoothing, gmul, mean, loss, grad)
+    return _nll_opts[double](z, y, q, cw, w, ignore, smoothing, gmul, mean, loss, grad)
 
 
 # ------------------------------------------------------------ the fast path

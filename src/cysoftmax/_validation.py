@@ -16,7 +16,10 @@ __all__ = [
     "as_float_array",
     "check_axis",
     "check_choice",
+    "check_class_weight",
     "check_flag",
+    "check_ignore_index",
+    "check_label_smoothing",
     "check_partner",
     "check_scale_factors",
     "check_out",
@@ -25,6 +28,7 @@ __all__ = [
     "check_sample_weight",
     "check_reduction",
     "check_sparse_structure",
+    "check_targets",
     "rescale_weights",
     "rows_view",
     "check_where",
@@ -162,11 +166,12 @@ def _asarray(a, name, what):
                         f"{type(a).__name__} to an array: {exc}") from None
 
 
-def check_labels(y, n, m, name="y", rows_of="the logits"):
-    """Check class labels: integer dtype, 1-D, length n, every value in [0, m).
+def check_labels(y, n, m, name="y", rows_of="the logits", ignore=None):
+    """Check class labels: integer dtype, 1-D, length n, every value in [0, m)
+    (or equal to `ignore`, a checked ``ignore_index``, which may lie outside).
 
     Returns them as a C-contiguous ``np.intp`` array, safe for a kernel to
-    index with.
+    index with (the kernel skips the labels equal to `ignore`).
     """
     y = _asarray(y, name, f"integer class labels in [0, {m})")
     if y.size == 0 and y.dtype.kind == "f":
@@ -179,11 +184,18 @@ def check_labels(y, n, m, name="y", rows_of="the logits"):
         raise ValueError(f"{name} must be 1-D with one label per row; got shape {y.shape}")
     if y.shape[0] != n:
         raise ValueError(f"{name} has {y.shape[0]} labels but {rows_of} has {n} rows")
-    if n:
+    if n and ignore is None:
         lo, hi = y.min(), y.max()
         if lo < 0 or hi >= m:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{name} holds label {int(bad)}, outside [0, {m}) for {m} classes")
+    elif n:
+        # (compared in y's own dtype: a uint64 label never wraps onto ignore)
+        out = ((y < 0) | (y >= m)) & (y != ignore)
+        if out.any():
+            bad = int(y[np.flatnonzero(out)[0]])
+            raise ValueError(f"{name} holds label {bad}, outside [0, {m}) for {m} classes "
+                             f"and not ignore_index={ignore}")
     # (aligned too: an odd address would be a misaligned read in the kernel)
     return np.require(y, dtype=np.intp, requirements=["C", "A"])
 
@@ -211,6 +223,97 @@ def check_sample_weight(sample_weight, n, reduction="sum", name="sample_weight")
     if reduction == "mean" and n and not w.any():
         raise ValueError(f"{name} is all zero: the weighted mean is undefined")
     return w
+
+
+def check_class_weight(class_weight, m, dtype, name="class_weight"):
+    """Check per-class weights (PyTorch's ``weight``): real, 1-D, length m,
+    finite and non-negative in `dtype`, the logits' dtype, into which they
+    are converted (as PyTorch requires of them).  Returns a C-contiguous
+    array of `dtype`, or None."""
+    if class_weight is None:
+        return None
+    cw = _asarray(class_weight, name, "real numbers")
+    if cw.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers; got dtype {cw.dtype}")
+    if cw.ndim != 1:
+        raise ValueError(f"{name} must be 1-D with one weight per class; got shape {cw.shape}")
+    if cw.shape[0] != m:
+        raise ValueError(f"{name} has {cw.shape[0]} weights but the logits have {m} classes")
+    with np.errstate(over="ignore"):
+        cw = np.require(cw, dtype=dtype, requirements=["C", "A"])
+    if not np.isfinite(cw).all():
+        raise ValueError(f"{name} must be finite in {np.dtype(dtype)} (the logits' dtype); "
+                         "it holds NaN or inf")
+    if m and cw.min() < 0:
+        raise ValueError(f"{name} must be non-negative; it holds {cw.min()}")
+    return cw
+
+
+def check_label_smoothing(label_smoothing, name="label_smoothing"):
+    """A real number in [0, 1], as a float.  Strings, bools and other
+    non-numbers are a ``TypeError`` (a bool is a flag, not an amount);
+    NaN and values outside [0, 1] a ``ValueError``."""
+    if (isinstance(label_smoothing, (bool, np.bool_))
+            or not isinstance(label_smoothing, numbers.Real)):
+        raise TypeError(f"{name} must be a real number in [0, 1]; got {label_smoothing!r}")
+    value = float(label_smoothing)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1]; got {label_smoothing!r}")
+    return value
+
+
+def check_ignore_index(ignore_index, name="ignore_index"):
+    """None (nothing ignored) or an int that fits in 64 bits, as an int.
+    bools, floats and strings are a ``TypeError``, as in PyTorch."""
+    if ignore_index is None:
+        return None
+    if (isinstance(ignore_index, (bool, np.bool_))
+            or not isinstance(ignore_index, numbers.Integral)):
+        raise TypeError(f"{name} must be an int or None; got {ignore_index!r}")
+    value = operator.index(ignore_index)
+    if not -2**63 <= value < 2**63:
+        raise ValueError(f"{name} must fit in a 64-bit integer; got {value}")
+    return value
+
+
+def check_targets(y, n, m, dtype, ignore=None, name="y"):
+    """Targets of the cross-entropy: integer labels (n,) or class probabilities (n, m).
+
+    Returns ``(labels, None)`` with the labels as `check_labels` returns them
+    (those equal to `ignore` exempt from the range check), or
+    ``(None, probs)``: a 2-D `y` must be a float array of shape (n, m),
+    finite and non-negative (rows need not sum to 1, as in PyTorch); it is
+    converted to `dtype`, the logits' dtype (the targets are an input, so
+    float32 logits keep float32 throughout).  An integer 2-D `y` is a
+    ``TypeError`` (labels are 1-D); `ignore` with probabilities is a
+    ``ValueError`` (PyTorch refuses it too).
+    """
+    arr = _asarray(y, name, "integer class labels or class probabilities")
+    if arr.ndim == 1 or (arr.ndim != 2 and arr.dtype.kind not in "iuf"):
+        return check_labels(arr, n, m, name, ignore=ignore), None   # (its TypeErrors)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 1-D integer labels (n_samples,) or 2-D class "
+                         f"probabilities (n_samples, n_classes); got shape {arr.shape}")
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} is 2-D, so it holds class probabilities and must be a float "
+                        f"array (integer labels are 1-D); got dtype {arr.dtype}")
+    if arr.shape != (n, m):
+        raise ValueError(f"{name} holds class probabilities of shape {arr.shape}; the logits "
+                         f"have shape {(n, m)} and they must match")
+    if ignore is not None:
+        raise ValueError(f"ignore_index={ignore} applies to integer labels only; {name} "
+                         "holds class probabilities")
+    with np.errstate(over="ignore"):
+        q = np.require(arr, dtype=dtype, requirements=["C", "A"])
+    # two reductions and no temporary (an isfinite mask of n m bools cost as
+    # much again): min >= 0 fails on NaN, -inf and negatives, max < inf on +inf
+    if q.size and not (q.min() >= 0 and q.max() < np.inf):
+        if not np.isfinite(q).all():
+            raise ValueError(f"{name} (class probabilities) must be finite in "
+                             f"{np.dtype(dtype)} (the logits' dtype); it holds NaN or inf")
+        raise ValueError(f"{name} (class probabilities) must be non-negative; it holds "
+                         f"{q.min()}")
+    return None, q
 
 
 def check_choice(value, choices, name):

@@ -321,6 +321,44 @@ void cs_log_softmax_backward_##S(const T *g, ptrdiff_t ldg, const T *lp,        
 CS_DEFINE_GRADS(float, f)
 CS_DEFINE_GRADS(double, d)
 
+/* the cross-entropy with options: chunked like cs_nll, totals in chunk order */
+#define CS_DEFINE_NLL_OPTS(T, S)                                                    \
+double cs_nll_opts_##S(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const T *q,  \
+                       ptrdiff_t ldq, const T *cw, const double *w, ptrdiff_t ignore, \
+                       double smoothing, double gmul, T *loss, T *grad, ptrdiff_t ldg, \
+                       ptrdiff_t n, ptrdiff_t m)                                    \
+{                                                                                   \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    last_team = 1;                                                                  \
+    if (nc == 1)                                                                    \
+        return t->cs_nll_opts_##S(z, ldz, y, q, ldq, cw, w, ignore, smoothing, gmul, \
+                                  loss, grad, ldg, n, m);                           \
+    double part[CS_MAX_CHUNKS];                                                     \
+    _Pragma("omp parallel for num_threads(nc) schedule(static)")                    \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
+        ptrdiff_t i0 = CS_ROW0(c);                                                  \
+        part[c] = t->cs_nll_opts_##S(z + i0 * ldz, ldz, y ? y + i0 : NULL,          \
+                                     q ? q + i0 * ldq : NULL, ldq, cw, w ? w + i0 : NULL, \
+                                     ignore, smoothing, gmul, loss ? loss + i0 : NULL, \
+                                     grad ? grad + i0 * ldg : NULL, ldg,            \
+                                     CS_ROW0(c + 1) - i0, m);                       \
+    }                                                                               \
+    double total = 0.0;                                                             \
+    for (int c = 0; c < nc; c++)                                                    \
+        total += part[c];                                                           \
+    return total;                                                                   \
+}                                                                                   \
+double cs_nll_denom_##S(const ptrdiff_t *y, const T *cw, const double *w,          \
+                        ptrdiff_t ignore, ptrdiff_t n)                              \
+{                                                                                   \
+    return get_active()->cs_nll_denom_##S(y, cw, w, ignore, n);   /* O(n): serial */ \
+}
+
+CS_DEFINE_NLL_OPTS(float, f)
+CS_DEFINE_NLL_OPTS(double, d)
+
 /* where= (rows.h, CS_MASKED_KERNELS): threaded as the unmasked kernels; a
    chunk's mask rows start at mask + row0 * ldmask (the same row when
    ldmask is 0) */

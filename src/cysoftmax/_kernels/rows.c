@@ -5,8 +5,8 @@
  * variant's -march flags (baseline: none; avx2: x86-64-v3; avx512:
  * x86-64-v4), so every function name carries the variant's suffix, e.g.
  * cs_softmax_f_avx2.  dispatch.c picks one variant at run time.
- * rows.template.h (and grads.template.h and masked.template.h after it) is
- * included once per element type.
+ * rows.template.h (and grads.template.h, nll_opts.template.h and
+ * masked.template.h after it) is included once per element type.
  */
 #include <math.h>
 #include "rows.h"
@@ -38,6 +38,7 @@
 #define CS_PROD_T 0x1p-10  /* nll_small: the smallest tail of the product path */
 #include "rows.template.h"
 #include "grads.template.h"
+#include "nll_opts.template.h"
 #include "masked.template.h"
 #undef T
 #undef S
@@ -56,6 +57,7 @@
 #define CS_PROD_T 0.25
 #include "rows.template.h"
 #include "grads.template.h"
+#include "nll_opts.template.h"
 #include "masked.template.h"
 #undef T
 #undef S

@@ -64,6 +64,21 @@
        ptrdiff_t n, ptrdiff_t m),                                                   \
       (g, ldg, lp, ldl, out, ldo, n, m))
 
+/* the cross-entropy with PyTorch's options (nll_opts.template.h): y labels
+   (or NULL) or q soft targets (or NULL), cw class weights (NULL: 1), w
+   sample weights (NULL: 1), labels equal to `ignore` skipped; returns
+   sum_i w_i l_i.  cs_nll_denom: the "mean" denominator sum_i w_i d_i */
+#define CS_NLL_OPTS_KERNELS(X, T, S)                                                \
+    X(double, cs_nll_opts_##S,                                                      \
+      (const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const T *q, ptrdiff_t ldq,    \
+       const T *cw, const double *w, ptrdiff_t ignore, double smoothing,            \
+       double gmul, T *loss, T *grad, ptrdiff_t ldg, ptrdiff_t n, ptrdiff_t m),     \
+      (z, ldz, y, q, ldq, cw, w, ignore, smoothing, gmul, loss, grad, ldg, n, m))   \
+    X(double, cs_nll_denom_##S,                                                     \
+      (const ptrdiff_t *y, const T *cw, const double *w, ptrdiff_t ignore,          \
+       ptrdiff_t n),                                                                \
+      (y, cw, w, ignore, n))
+
 /* where= (masked.template.h): mask rows of m bytes, row i at mask + i * ldmask
    (ldmask 0: one mask row for every row); a nonzero byte keeps the entry.
    A masked entry is never used; a row with no kept entry gives softmax 0,
@@ -83,8 +98,9 @@
       (z, ldz, mask, ldmask, out, n, m))
 
 #define CS_ALL_KERNELS(X) CS_KERNELS(X, float, f) CS_KERNELS(X, double, d) \
-    CS_GRAD_KERNELS(X, float, f) CS_GRAD_KERNELS(X, double, d) \
-    CS_MASKED_KERNELS(X, float, f) CS_MASKED_KERNELS(X, double, d) CS_UNTYPED_KERNELS(X)
+    CS_GRAD_KERNELS(X, float, f) CS_GRAD_KERNELS(X, double, d) CS_UNTYPED_KERNELS(X) \
+    CS_NLL_OPTS_KERNELS(X, float, f) CS_NLL_OPTS_KERNELS(X, double, d) \
+    CS_MASKED_KERNELS(X, float, f) CS_MASKED_KERNELS(X, double, d)
 
 /* the dispatched entry points */
 #define CS_DECL_PUBLIC(R, name, params, args) R name params;

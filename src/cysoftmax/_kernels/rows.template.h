@@ -342,8 +342,13 @@ CS_ALWAYS_INLINE void FN(block_exp_cols)(T *buf, ptrdiff_t m, const T *r, double
         n1[b] = (double)cb[b];
 }
 
-CS_ALWAYS_INLINE void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdiff_t m,
-                                 T *buf, T *r, double *tail, double *n1)
+/* block_exp in two steps, so that a kernel can read the transposed logits
+   between them (nll_opts.template.h): block_load fills buf with the block
+   (padding lanes 0) and r with the row maxima, and returns whether the
+   whole block is in CS_EXP_NR's range; block_exp_loaded exponentiates buf
+   and split-sums it */
+CS_ALWAYS_INLINE int FN(block_load)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdiff_t m,
+                                    T *buf, T *r)
 {
     /* j outer, b inner: the compiler turns the b loop into plain loads
        (a full block) rather than scatters, which are slow (measured: the
@@ -362,7 +367,6 @@ CS_ALWAYS_INLINE void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptr
     for (ptrdiff_t b = 0; b < CS_BLK; b++) {
         r[b] = -(T)INFINITY;
         lo[b] = (T)INFINITY;
-        tail[b] = 0.0;
     }
     for (ptrdiff_t j = 0; j < m; j++) {
         T *col = buf + j * CS_BLK;
@@ -376,7 +380,23 @@ CS_ALWAYS_INLINE void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptr
 #pragma omp simd reduction(& : nr)
     for (ptrdiff_t b = 0; b < CS_BLK; b++)
         nr &= lo[b] - r[b] >= CS_EXP_LO;
+    return nr;
+}
+
+CS_ALWAYS_INLINE void FN(block_exp_loaded)(T *buf, ptrdiff_t m, const T *r, double *tail,
+                                           double *n1, int nr)
+{
+#pragma omp simd
+    for (ptrdiff_t b = 0; b < CS_BLK; b++)
+        tail[b] = 0.0;
     CS_EXP_SEL(nr, FN(block_exp_cols), buf, m, r, tail, n1);
+}
+
+CS_ALWAYS_INLINE void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptrdiff_t m,
+                                    T *buf, T *r, double *tail, double *n1)
+{
+    int nr = FN(block_load)(z, ldz, nb, m, buf, r);
+    FN(block_exp_loaded)(buf, m, r, tail, n1, nr);
 }
 
 /* finite without a branch or a libm call: x - x is 0 only for finite x */
