@@ -30,10 +30,6 @@
  * an entry with lp = -inf gives g exactly (even when the sum is not finite).
  * Both elementwise after their row sum: out may be g or p/lp (in place).
  */
-#define CS_CAT3_(a, b, c) a##_##b##_##c
-#define CS_CAT3(a, b, c) CS_CAT3_(a, b, c)
-#define FN(name) CS_CAT3(name, S, CS_VARIANT)
-#define CS_EXP_SEL(nr, f, ...) ((nr) ? f(__VA_ARGS__, CS_EXP_NR) : f(__VA_ARGS__, CS_EXP))
 
 #ifndef CS_LSE_L
 #define CS_LSE_L 16    /* TwoSum lanes: independent chains of dependent adds */
@@ -254,7 +250,3 @@ void FN(cs_log_softmax_backward)(const T *g, ptrdiff_t ldg, const T *lp, ptrdiff
     }
 }
 
-#undef FN
-#undef CS_EXP_SEL
-#undef CS_CAT3
-#undef CS_CAT3_

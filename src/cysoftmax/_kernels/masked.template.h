@@ -36,9 +36,6 @@
  * -inf -- not NaN: attention over a fully padded row, a policy over a
  * state with no legal action.
  */
-#define CS_CAT3_(a, b, c) a##_##b##_##c
-#define CS_CAT3(a, b, c) CS_CAT3_(a, b, c)
-#define FN(name) CS_CAT3(name, S, CS_VARIANT)
 
 #ifndef CS_STAGE
 #define CS_STAGE 1024   /* logsumexp: selected entries staged at a time (a multiple of
@@ -341,6 +338,3 @@ void FN(cs_logsumexp_masked)(const T *z, ptrdiff_t ldz, const unsigned char *mas
 }
 
 #undef CS_EXP_SEL_MASKED
-#undef FN
-#undef CS_CAT3
-#undef CS_CAT3_

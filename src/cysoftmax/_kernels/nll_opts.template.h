@@ -37,9 +37,6 @@
  * The gradient is scaled in T when its coefficients are well inside T's
  * range (CS_OPTS_IN_T), else in double (huge or tiny weights, float32).
  */
-#define CS_CAT3_(a, b, c) a##_##b##_##c
-#define CS_CAT3(a, b, c) CS_CAT3_(a, b, c)
-#define FN(name) CS_CAT3(name, S, CS_VARIANT)
 
 /* The gradient's coefficients (h = w_i gmul, h A / s, h a_j <= h A, h u)
    are far inside T's range (float: 2^-126 .. 2^128): scale the row in T.
@@ -530,6 +527,3 @@ double FN(cs_nll_denom)(const ptrdiff_t *y, const T *cw, const double *w, ptrdif
 #undef CS_DIST_1
 #undef CS_SOFT_A
 #undef CS_SOFT_D
-#undef FN
-#undef CS_CAT3
-#undef CS_CAT3_

@@ -18,6 +18,13 @@
 
 #define CS_BLK (64 / (ptrdiff_t)sizeof(T))  /* rows per block on the small-m path: one 64-byte vector */
 #define CS_SMALL_M 32   /* below this many classes, vectorize across rows */
+/* FN(name): name_<S>_<variant>, the templates' function names */
+#define CS_CAT3_(a, b, c) a##_##b##_##c
+#define CS_CAT3(a, b, c) CS_CAT3_(a, b, c)
+#define FN(name) CS_CAT3(name, S, CS_VARIANT)
+/* a loop helper that takes the exp as a constant argument, called with the
+   one the row needs (see rows.template.h) */
+#define CS_EXP_SEL(nr, f, ...) ((nr) ? f(__VA_ARGS__, CS_EXP_NR) : f(__VA_ARGS__, CS_EXP))
 /* float64 entries per block of a row's sum (rows.template.h, exp_seg):
    32 per vector lane of the variant, so that a tie at the max costs at
    most 16 eps of the sum in every variant */

@@ -26,9 +26,6 @@
  * The loops carry `omp simd` so that the reductions (max, sum) vectorize
  * without -ffast-math; the build passes -fopenmp-simd (no OpenMP runtime).
  */
-#define CS_CAT3_(a, b, c) a##_##b##_##c
-#define CS_CAT3(a, b, c) CS_CAT3_(a, b, c)
-#define FN(name) CS_CAT3(name, S, CS_VARIANT)
 
 /* max of a row (NaN entries are skipped: their effect comes through s),
    and whether every exp(z_j - max) is in CS_EXP_NR's range (a NaN or
@@ -74,8 +71,8 @@ static inline T FN(row_max_nr_at)(const T *z, ptrdiff_t m, int *nr, ptrdiff_t *k
    constant one (CS_EXP_NR when the caller knows x >= CS_EXP_LO, else
    CS_EXP): once inlined, each call site is its own loop with its own exp.
    (A `nr ? CS_EXP_NR(x) : CS_EXP(x)` in the loop body is if-converted by
-   gcc into computing both and blending, which is slower than either.) */
-#define CS_EXP_SEL(nr, f, ...) ((nr) ? f(__VA_ARGS__, CS_EXP_NR) : f(__VA_ARGS__, CS_EXP))
+   gcc into computing both and blending, which is slower than either.)
+   The dispatch is CS_EXP_SEL, defined in rows.c with FN for every template. */
 
 /* One block of the split sum (pass 2 above): e = exp(x) is added to the
    tail unless it is exactly 1, and counted in *cb if it is (cb in T: exact
@@ -795,9 +792,5 @@ void FN(cs_exp_nr_array)(const T *x, T *out, ptrdiff_t n)
         out[i] = CS_EXP_NR(x[i]);
 }
 
-#undef FN
 #undef CS_ARG_BLK
 #undef CS_SPLIT_ACC
-#undef CS_EXP_SEL
-#undef CS_CAT3
-#undef CS_CAT3_
