@@ -195,67 +195,60 @@ static int n_chunks(ptrdiff_t n, ptrdiff_t m)
 
 #define CS_ROW0(c) (n * (c) / nc)
 
+/* The body of every threaded wrapper: the call (__VA_ARGS__, on the active
+   table t, for the chunk of nr_ rows from row i0) once per chunk; with
+   CS_CHUNKS_SUM the call returns a double and the chunks' values are added
+   in chunk order.  n and m are the wrapper's row and class counts. */
+#define CS_CHUNKS_BEGIN                                                             \
+    const cs_table *t = get_active();                                               \
+    int nc = n_chunks(n, m);                                                        \
+    last_team = 1;
+#define CS_CHUNKS(...)                                                              \
+    CS_CHUNKS_BEGIN                                                                 \
+    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
+        ptrdiff_t i0 = CS_ROW0(c), nr_ = CS_ROW0(c + 1) - i0;                       \
+        __VA_ARGS__;                                                                \
+    }
+#define CS_CHUNKS_SUM(...)                                                          \
+    CS_CHUNKS_BEGIN                                                                 \
+    double part[CS_MAX_CHUNKS];                                                     \
+    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    for (int c = 0; c < nc; c++) {                                                  \
+        CS_RECORD_TEAM();                                                           \
+        ptrdiff_t i0 = CS_ROW0(c), nr_ = CS_ROW0(c + 1) - i0;                       \
+        part[c] = __VA_ARGS__;                                                      \
+    }                                                                               \
+    double total = part[0];                                                         \
+    for (int c = 1; c < nc; c++)                                                    \
+        total += part[c];                                                           \
+    return total;
+
+/* a row pointer of chunk i0, or NULL for an absent argument */
+#define CS_AT(p, ld) ((p) ? (p) + i0 * (ld) : NULL)
+
 #define CS_DEFINE_ROWS(T, S)                                                        \
 void cs_softmax_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,              \
                     ptrdiff_t n, ptrdiff_t m)                                       \
 {                                                                                   \
-    const cs_table *t = get_active();                                               \
-    int nc = n_chunks(n, m);                                                        \
-    last_team = 1;                                                                  \
-    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++) {                                                  \
-        CS_RECORD_TEAM();                                                           \
-        t->cs_softmax_##S(z + CS_ROW0(c) * ldz, ldz, out + CS_ROW0(c) * ldo, ldo,   \
-                          CS_ROW0(c + 1) - CS_ROW0(c), m);                          \
-    }                                                                               \
+    CS_CHUNKS(t->cs_softmax_##S(z + i0 * ldz, ldz, out + i0 * ldo, ldo, nr_, m))    \
 }                                                                                   \
 void cs_log_softmax_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,          \
                         ptrdiff_t n, ptrdiff_t m)                                   \
 {                                                                                   \
-    const cs_table *t = get_active();                                               \
-    int nc = n_chunks(n, m);                                                        \
-    last_team = 1;                                                                  \
-    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++) {                                                  \
-        CS_RECORD_TEAM();                                                           \
-        t->cs_log_softmax_##S(z + CS_ROW0(c) * ldz, ldz, out + CS_ROW0(c) * ldo,    \
-                              ldo, CS_ROW0(c + 1) - CS_ROW0(c), m);                 \
-    }                                                                               \
+    CS_CHUNKS(t->cs_log_softmax_##S(z + i0 * ldz, ldz, out + i0 * ldo, ldo, nr_, m)) \
 }                                                                                   \
 void cs_logsumexp_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t n, ptrdiff_t m) \
 {                                                                                   \
-    const cs_table *t = get_active();                                               \
-    int nc = n_chunks(n, m);                                                        \
-    last_team = 1;                                                                  \
-    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++) {                                                  \
-        CS_RECORD_TEAM();                                                           \
-        t->cs_logsumexp_##S(z + CS_ROW0(c) * ldz, ldz, out + CS_ROW0(c),            \
-                            CS_ROW0(c + 1) - CS_ROW0(c), m);                        \
-    }                                                                               \
+    CS_CHUNKS(t->cs_logsumexp_##S(z + i0 * ldz, ldz, out + i0, nr_, m))             \
 }                                                                                   \
 double cs_nll_##S(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const double *w,  \
                   double gmul, T *loss, T *grad, ptrdiff_t ldg, ptrdiff_t n,        \
                   ptrdiff_t m)                                                      \
 {                                                                                   \
-    const cs_table *t = get_active();                                               \
-    int nc = n_chunks(n, m);                                                        \
-    last_team = 1;                                                                  \
-    if (nc == 1)                                                                    \
-        return t->cs_nll_##S(z, ldz, y, w, gmul, loss, grad, ldg, n, m);            \
-    double part[CS_MAX_CHUNKS];                                                     \
-    _Pragma("omp parallel for num_threads(nc) schedule(static)")                    \
-    for (int c = 0; c < nc; c++) {                                                  \
-        CS_RECORD_TEAM();                                                           \
-        ptrdiff_t i0 = CS_ROW0(c);                                                  \
-        part[c] = t->cs_nll_##S(z + i0 * ldz, ldz, y + i0, w ? w + i0 : NULL, gmul, \
-                                loss ? loss + i0 : NULL, grad ? grad + i0 * ldg : NULL, \
-                                ldg, CS_ROW0(c + 1) - i0, m);                       \
-    }                                                                               \
-    double total = 0.0;                                                             \
-    for (int c = 0; c < nc; c++)                                                    \
-        total += part[c];                                                           \
-    return total;                                                                   \
+    CS_CHUNKS_SUM(t->cs_nll_##S(z + i0 * ldz, ldz, y + i0, CS_AT(w, 1), gmul,       \
+                                CS_AT(loss, 1), CS_AT(grad, ldg), ldg, nr_, m))     \
 }                                                                                   \
 void cs_exp_array_##S(const T *x, T *out, ptrdiff_t n)                             \
 {                                                                                   \
@@ -269,86 +262,43 @@ void cs_exp_nr_array_##S(const T *x, T *out, ptrdiff_t n)                       
 CS_DEFINE_ROWS(float, f)
 CS_DEFINE_ROWS(double, d)
 
-/* grads.template.h's kernels, threaded the same way (CS_PAR_MIN, one chunk
-   of rows per thread); b and mask may have a row stride of 0 */
+/* grads.template.h's kernels; b and mask may have a row stride of 0 */
 #define CS_DEFINE_GRADS(T, S)                                                       \
 void cs_logsumexp_b_##S(const T *z, ptrdiff_t ldz, const T *b, ptrdiff_t ldb,      \
                         const unsigned char *mask, ptrdiff_t ldmask, T *out,        \
                         T *sign, ptrdiff_t n, ptrdiff_t m)                          \
 {                                                                                   \
-    const cs_table *t = get_active();                                               \
-    int nc = n_chunks(n, m);                                                        \
-    last_team = 1;                                                                  \
-    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++) {                                                  \
-        CS_RECORD_TEAM();                                                           \
-        ptrdiff_t i0 = CS_ROW0(c);                                                  \
-        t->cs_logsumexp_b_##S(z + i0 * ldz, ldz, b + i0 * ldb, ldb,                 \
-                              mask ? mask + i0 * ldmask : NULL, ldmask, out + i0,   \
-                              sign ? sign + i0 : NULL, CS_ROW0(c + 1) - i0, m);     \
-    }                                                                               \
+    CS_CHUNKS(t->cs_logsumexp_b_##S(z + i0 * ldz, ldz, b + i0 * ldb, ldb,           \
+                                    CS_AT(mask, ldmask), ldmask, out + i0,          \
+                                    CS_AT(sign, 1), nr_, m))                        \
 }                                                                                   \
 void cs_softmax_backward_##S(const T *g, ptrdiff_t ldg, const T *p, ptrdiff_t ldp, \
                              T *out, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m)       \
 {                                                                                   \
-    const cs_table *t = get_active();                                               \
-    int nc = n_chunks(n, m);                                                        \
-    last_team = 1;                                                                  \
-    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++) {                                                  \
-        CS_RECORD_TEAM();                                                           \
-        ptrdiff_t i0 = CS_ROW0(c);                                                  \
-        t->cs_softmax_backward_##S(g + i0 * ldg, ldg, p + i0 * ldp, ldp,            \
-                                   out + i0 * ldo, ldo, CS_ROW0(c + 1) - i0, m);    \
-    }                                                                               \
+    CS_CHUNKS(t->cs_softmax_backward_##S(g + i0 * ldg, ldg, p + i0 * ldp, ldp,      \
+                                         out + i0 * ldo, ldo, nr_, m))              \
 }                                                                                   \
 void cs_log_softmax_backward_##S(const T *g, ptrdiff_t ldg, const T *lp,           \
                                  ptrdiff_t ldl, T *out, ptrdiff_t ldo, ptrdiff_t n, \
                                  ptrdiff_t m)                                       \
 {                                                                                   \
-    const cs_table *t = get_active();                                               \
-    int nc = n_chunks(n, m);                                                        \
-    last_team = 1;                                                                  \
-    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++) {                                                  \
-        CS_RECORD_TEAM();                                                           \
-        ptrdiff_t i0 = CS_ROW0(c);                                                  \
-        t->cs_log_softmax_backward_##S(g + i0 * ldg, ldg, lp + i0 * ldl, ldl,       \
-                                       out + i0 * ldo, ldo, CS_ROW0(c + 1) - i0, m);\
-    }                                                                               \
+    CS_CHUNKS(t->cs_log_softmax_backward_##S(g + i0 * ldg, ldg, lp + i0 * ldl, ldl, \
+                                             out + i0 * ldo, ldo, nr_, m))          \
 }
 
 CS_DEFINE_GRADS(float, f)
 CS_DEFINE_GRADS(double, d)
 
-/* the cross-entropy with options: chunked like cs_nll, totals in chunk order */
+/* the cross-entropy with options: totals in chunk order, like cs_nll */
 #define CS_DEFINE_NLL_OPTS(T, S)                                                    \
 double cs_nll_opts_##S(const T *z, ptrdiff_t ldz, const ptrdiff_t *y, const T *q,  \
                        ptrdiff_t ldq, const T *cw, const double *w, ptrdiff_t ignore, \
                        double smoothing, double gmul, T *loss, T *grad, ptrdiff_t ldg, \
                        ptrdiff_t n, ptrdiff_t m)                                    \
 {                                                                                   \
-    const cs_table *t = get_active();                                               \
-    int nc = n_chunks(n, m);                                                        \
-    last_team = 1;                                                                  \
-    if (nc == 1)                                                                    \
-        return t->cs_nll_opts_##S(z, ldz, y, q, ldq, cw, w, ignore, smoothing, gmul, \
-                                  loss, grad, ldg, n, m);                           \
-    double part[CS_MAX_CHUNKS];                                                     \
-    _Pragma("omp parallel for num_threads(nc) schedule(static)")                    \
-    for (int c = 0; c < nc; c++) {                                                  \
-        CS_RECORD_TEAM();                                                           \
-        ptrdiff_t i0 = CS_ROW0(c);                                                  \
-        part[c] = t->cs_nll_opts_##S(z + i0 * ldz, ldz, y ? y + i0 : NULL,          \
-                                     q ? q + i0 * ldq : NULL, ldq, cw, w ? w + i0 : NULL, \
-                                     ignore, smoothing, gmul, loss ? loss + i0 : NULL, \
-                                     grad ? grad + i0 * ldg : NULL, ldg,            \
-                                     CS_ROW0(c + 1) - i0, m);                       \
-    }                                                                               \
-    double total = 0.0;                                                             \
-    for (int c = 0; c < nc; c++)                                                    \
-        total += part[c];                                                           \
-    return total;                                                                   \
+    CS_CHUNKS_SUM(t->cs_nll_opts_##S(z + i0 * ldz, ldz, CS_AT(y, 1), CS_AT(q, ldq), \
+                                     ldq, cw, CS_AT(w, 1), ignore, smoothing, gmul, \
+                                     CS_AT(loss, 1), CS_AT(grad, ldg), ldg, nr_, m)) \
 }                                                                                   \
 double cs_nll_denom_##S(const ptrdiff_t *y, const T *cw, const double *w,          \
                         ptrdiff_t ignore, ptrdiff_t n)                              \
@@ -359,22 +309,14 @@ double cs_nll_denom_##S(const ptrdiff_t *y, const T *cw, const double *w,       
 CS_DEFINE_NLL_OPTS(float, f)
 CS_DEFINE_NLL_OPTS(double, d)
 
-/* where= (rows.h, CS_MASKED_KERNELS): threaded as the unmasked kernels; a
-   chunk's mask rows start at mask + row0 * ldmask (the same row when
-   ldmask is 0) */
+/* where= (rows.h, CS_MASKED_KERNELS): a chunk's mask rows start at
+   mask + i0 * ldmask (the same row when ldmask is 0) */
 #define CS_DEFINE_MASKED_SOFTMAX(T, S, name)                                        \
 void name##_##S(const T *z, ptrdiff_t ldz, const unsigned char *mask,             \
                 ptrdiff_t ldmask, T *out, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m)  \
 {                                                                                   \
-    const cs_table *t = get_active();                                               \
-    int nc = n_chunks(n, m);                                                        \
-    last_team = 1;                                                                  \
-    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++) {                                                  \
-        CS_RECORD_TEAM();                                                           \
-        t->name##_##S(z + CS_ROW0(c) * ldz, ldz, mask + CS_ROW0(c) * ldmask, ldmask, \
-                      out + CS_ROW0(c) * ldo, ldo, CS_ROW0(c + 1) - CS_ROW0(c), m); \
-    }                                                                               \
+    CS_CHUNKS(t->name##_##S(z + i0 * ldz, ldz, mask + i0 * ldmask, ldmask,          \
+                            out + i0 * ldo, ldo, nr_, m))                           \
 }
 
 #define CS_DEFINE_MASKED(T, S)                                                      \
@@ -383,16 +325,8 @@ CS_DEFINE_MASKED_SOFTMAX(T, S, cs_log_softmax_masked)                           
 void cs_logsumexp_masked_##S(const T *z, ptrdiff_t ldz, const unsigned char *mask, \
                              ptrdiff_t ldmask, T *out, ptrdiff_t n, ptrdiff_t m)    \
 {                                                                                   \
-    const cs_table *t = get_active();                                               \
-    int nc = n_chunks(n, m);                                                        \
-    last_team = 1;                                                                  \
-    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
-    for (int c = 0; c < nc; c++) {                                                  \
-        CS_RECORD_TEAM();                                                           \
-        t->cs_logsumexp_masked_##S(z + CS_ROW0(c) * ldz, ldz,                       \
-                                   mask + CS_ROW0(c) * ldmask, ldmask,              \
-                                   out + CS_ROW0(c), CS_ROW0(c + 1) - CS_ROW0(c), m); \
-    }                                                                               \
+    CS_CHUNKS(t->cs_logsumexp_masked_##S(z + i0 * ldz, ldz, mask + i0 * ldmask,     \
+                                         ldmask, out + i0, nr_, m))                 \
 }
 
 CS_DEFINE_MASKED(float, f)
