@@ -404,6 +404,16 @@ def _prepare_nll(logits, y, sample_weight, reduction, class_weight=None, ignore_
     return _NLLArgs(np.ascontiguousarray(z), labels, probs, cw, w, ignore, eps, reduction)
 
 
+def _plain_options(sample_weight, class_weight, ignore_index, label_smoothing, reduction):
+    """Whether a call may take the compiled fast path: no weights, no PyTorch
+    option, reduction "mean" or "sum" (checked without a validator: anything
+    unusual goes to the validated path, which also raises the errors)."""
+    return (sample_weight is None and class_weight is None and ignore_index is None
+            and type(reduction) is str and (reduction == "mean" or reduction == "sum")
+            and (type(label_smoothing) is float or type(label_smoothing) is int)
+            and label_smoothing == 0)
+
+
 def _nll_call(a, gmul, loss, grad):
     """The kernel call: (total, denominator), the denominator of "mean" only.
 
@@ -554,6 +564,10 @@ def nll_loss(logits, y, *, sample_weight=None, class_weight=None, ignore_index=N
     >>> nll_loss(z, [0, 1], label_smoothing=0.5, reduction="none").round(6)
     array([0.626928, 0.693147])
     """
+    if _plain_options(sample_weight, class_weight, ignore_index, label_smoothing, reduction):
+        res = _softmax.nll_grad_fast(logits, y, reduction == "mean", False)
+        if res is not None:
+            return res
     a = _prepare_nll(logits, y, sample_weight, reduction, class_weight, ignore_index,
                      label_smoothing)
     loss = np.empty(a.z.shape[0], dtype=a.z.dtype) if a.reduction == "none" else None
@@ -652,11 +666,8 @@ def nll_loss_and_gradient(logits, y, *, sample_weight=None, class_weight=None,
     array([[-1.5,  1.5],
            [ 0.5, -0.5]])
     """
-    if (out is None and sample_weight is None and class_weight is None
-            and ignore_index is None and type(reduction) is str
-            and (reduction == "mean" or reduction == "sum")
-            and (type(label_smoothing) is float or type(label_smoothing) is int)
-            and label_smoothing == 0):
+    if out is None and _plain_options(sample_weight, class_weight, ignore_index,
+                                      label_smoothing, reduction):
         # plain logits and intp labels (range-checked there): compiled path
         res = _softmax.nll_grad_fast(logits, y, reduction == "mean")
         if res is not None:

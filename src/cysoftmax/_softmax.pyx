@@ -212,10 +212,11 @@ def log_softmax_fast(z):
     return _rows_fast(z, True)
 
 
-def nll_grad_fast(z, y, bint mean):
+def nll_grad_fast(z, y, bint mean, bint with_grad=True):
     """(loss, gradient) for plain logits and C-contiguous intp labels, else None.
 
-    Only for sample_weight=None, out=None and reduction 'mean' or 'sum'.
+    Only for sample_weight=None, out=None, no PyTorch option and reduction
+    'mean' or 'sum'; with_grad=False returns the loss alone (nll_loss).
     Labels are range-checked here before the kernel indexes with them; an
     out-of-range label returns None, and the validated path raises.
     """
@@ -231,16 +232,20 @@ def nll_grad_fast(z, y, bint mean):
     cdef const Py_ssize_t *yp = <const Py_ssize_t *>cnp.PyArray_DATA(ya)
     if not cs_labels_ok(yp, n, m):   # (vectorized in the kernels)
         return None
-    cdef cnp.ndarray grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(a), t, 0)
+    cdef cnp.ndarray grad = None
     cdef void *zp = cnp.PyArray_DATA(a)
-    cdef void *gp = cnp.PyArray_DATA(grad)
+    cdef void *gp = NULL
+    if with_grad:
+        grad = cnp.PyArray_EMPTY(2, cnp.PyArray_DIMS(a), t, 0)
+        gp = cnp.PyArray_DATA(grad)
     cdef double gmul = 1.0 / <double>n if mean else 1.0, total
     with nogil:
         if t == cnp.NPY_FLOAT:
             total = cs_nll_f(<const float *>zp, m, yp, NULL, gmul, NULL, <float *>gp, m, n, m)
         else:
             total = cs_nll_d(<const double *>zp, m, yp, NULL, gmul, NULL, <double *>gp, m, n, m)
-    return (total / <double>n if mean else total), grad
+    loss = total / <double>n if mean else total
+    return (loss, grad) if with_grad else loss
 
 
 def exp_array(x, out, bint normal_range=False):

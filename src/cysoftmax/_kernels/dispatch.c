@@ -205,7 +205,12 @@ static int n_chunks(ptrdiff_t n, ptrdiff_t m)
     last_team = 1;
 #define CS_CHUNKS(...)                                                              \
     CS_CHUNKS_BEGIN                                                                 \
-    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    if (nc == 1) {     /* (no parallel region: even an inactive one costs) */       \
+        const ptrdiff_t i0 = 0, nr_ = n;                                            \
+        __VA_ARGS__;                                                                \
+        return;                                                                     \
+    }                                                                               \
+    _Pragma("omp parallel for num_threads(nc) schedule(static)")                    \
     for (int c = 0; c < nc; c++) {                                                  \
         CS_RECORD_TEAM();                                                           \
         ptrdiff_t i0 = CS_ROW0(c), nr_ = CS_ROW0(c + 1) - i0;                       \
@@ -213,8 +218,12 @@ static int n_chunks(ptrdiff_t n, ptrdiff_t m)
     }
 #define CS_CHUNKS_SUM(...)                                                          \
     CS_CHUNKS_BEGIN                                                                 \
+    if (nc == 1) {                                                                  \
+        const ptrdiff_t i0 = 0, nr_ = n;                                            \
+        return __VA_ARGS__;                                                         \
+    }                                                                               \
     double part[CS_MAX_CHUNKS];                                                     \
-    _Pragma("omp parallel for num_threads(nc) schedule(static) if(nc > 1)")         \
+    _Pragma("omp parallel for num_threads(nc) schedule(static)")                    \
     for (int c = 0; c < nc; c++) {                                                  \
         CS_RECORD_TEAM();                                                           \
         ptrdiff_t i0 = CS_ROW0(c), nr_ = CS_ROW0(c + 1) - i0;                       \
