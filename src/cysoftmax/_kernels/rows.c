@@ -26,15 +26,10 @@
    one the row needs (see rows.template.h) */
 #define CS_EXP_SEL(nr, f, ...) ((nr) ? f(__VA_ARGS__, CS_EXP_NR) : f(__VA_ARGS__, CS_EXP))
 /* float64 entries per block of a row's sum (rows.template.h, exp_seg):
-   32 per vector lane of the variant, so that a tie at the max costs at
-   most 16 eps of the sum in every variant */
-#if defined(__AVX512F__)
-#define CS_SUM_BLK 256
-#elif defined(__AVX__)
-#define CS_SUM_BLK 128
-#else
+   few enough that a block's sum stays within a few eps even when the
+   compiler does not vectorize it (one accumulator: sanitizer builds, other
+   compilers), and a tie at the max costs at most 16 eps of the sum */
 #define CS_SUM_BLK 64
-#endif
 
 #define T float
 #define S f
