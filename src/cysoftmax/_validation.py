@@ -200,6 +200,25 @@ def check_labels(y, n, m, name="y", rows_of="the logits", ignore=None):
     return np.require(y, dtype=np.intp, requirements=["C", "A"])
 
 
+def _weight_vector(a, name, length, one_per, length_of, dtype, dtype_note=""):
+    """The one rule for a vector of weights: real, 1-D, `length` entries,
+    finite (in `dtype`, which it is converted to) and non-negative."""
+    w = _asarray(a, name, "real numbers")
+    if w.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers; got dtype {w.dtype}")
+    if w.ndim != 1:
+        raise ValueError(f"{name} must be 1-D with one weight per {one_per}; got shape {w.shape}")
+    if w.shape[0] != length:
+        raise ValueError(f"{name} has {w.shape[0]} weights but {length_of}")
+    with np.errstate(over="ignore"):
+        w = np.require(w, dtype=dtype, requirements=["C", "A"])
+    if not np.isfinite(w).all():
+        raise ValueError(f"{name} must be finite{dtype_note}; it holds NaN or inf")
+    if length and w.min() < 0:
+        raise ValueError(f"{name} must be non-negative; it holds {w.min()}")
+    return w
+
+
 def check_sample_weight(sample_weight, n, reduction="sum", name="sample_weight"):
     """Check sample weights: real, 1-D, length n, finite, non-negative.
 
@@ -208,18 +227,7 @@ def check_sample_weight(sample_weight, n, reduction="sum", name="sample_weight")
     """
     if sample_weight is None:
         return None
-    w = _asarray(sample_weight, name, "real numbers")
-    if w.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers; got dtype {w.dtype}")
-    if w.ndim != 1:
-        raise ValueError(f"{name} must be 1-D with one weight per row; got shape {w.shape}")
-    if w.shape[0] != n:
-        raise ValueError(f"{name} has {w.shape[0]} weights but there are {n} rows")
-    w = np.require(w, dtype=np.float64, requirements=["C", "A"])
-    if not np.isfinite(w).all():
-        raise ValueError(f"{name} must be finite; it holds NaN or inf")
-    if n and w.min() < 0:
-        raise ValueError(f"{name} must be non-negative; it holds {w.min()}")
+    w = _weight_vector(sample_weight, name, n, "row", f"there are {n} rows", np.float64)
     if reduction == "mean" and n and not w.any():
         raise ValueError(f"{name} is all zero: the weighted mean is undefined")
     return w
@@ -232,21 +240,8 @@ def check_class_weight(class_weight, m, dtype, name="class_weight"):
     array of `dtype`, or None."""
     if class_weight is None:
         return None
-    cw = _asarray(class_weight, name, "real numbers")
-    if cw.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers; got dtype {cw.dtype}")
-    if cw.ndim != 1:
-        raise ValueError(f"{name} must be 1-D with one weight per class; got shape {cw.shape}")
-    if cw.shape[0] != m:
-        raise ValueError(f"{name} has {cw.shape[0]} weights but the logits have {m} classes")
-    with np.errstate(over="ignore"):
-        cw = np.require(cw, dtype=dtype, requirements=["C", "A"])
-    if not np.isfinite(cw).all():
-        raise ValueError(f"{name} must be finite in {np.dtype(dtype)} (the logits' dtype); "
-                         "it holds NaN or inf")
-    if m and cw.min() < 0:
-        raise ValueError(f"{name} must be non-negative; it holds {cw.min()}")
-    return cw
+    return _weight_vector(class_weight, name, m, "class", f"the logits have {m} classes", dtype,
+                          f" in {np.dtype(dtype)} (the logits' dtype)")
 
 
 def check_label_smoothing(label_smoothing, name="label_smoothing"):
