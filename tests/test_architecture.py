@@ -160,7 +160,7 @@ def test_plateau_rule_is_used_by_the_estimator(monkeypatch):
 RANKS = {
     "_version": 0, "_validation": 1, "_kernels": 1,
     "_softmax": 2, "_blas": 2,
-    "_layers": 3, "_optim": 3, "_batches": 3,
+    "_layers": 3, "_optim": 3, "_batches": 3, "_output": 3,
     "_engine": 4,
     "_api": 5, "_network_api": 5,
     "_mmap": 6, "_schedule": 6, "_trainer": 7, "_inputs": 7,

@@ -16,7 +16,7 @@ from ._api import (
     softmax,
 )
 from ._api import log_softmax_backward, softmax_backward
-from ._network_api import backprop, forward
+from ._network_api import backprop, forward, linear_nll_loss, linear_nll_loss_and_gradient
 from .classifier import Classifier, load
 
 __all__ = [
@@ -32,6 +32,8 @@ __all__ = [
     "nll_loss",
     "local_gradient",
     "nll_loss_and_gradient",
+    "linear_nll_loss",
+    "linear_nll_loss_and_gradient",
     "softmax_backward",
     "log_softmax_backward",
     "show_config",

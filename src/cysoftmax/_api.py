@@ -17,6 +17,7 @@ from ._validation import (
     check_flag,
     check_ignore_index,
     check_label_smoothing,
+    check_nll_args,
     check_out,
     check_partner,
     check_reduction,
@@ -369,39 +370,13 @@ def _logsumexp(z, axis, b, mask, keepdims, return_sign, mask_name="mask"):
     return res, (sign[()] if sign.ndim == 0 else sign)
 
 
-class _NLLArgs:
-    """The checked arguments of an NLL call (`_prepare_nll`)."""
-
-    __slots__ = ("z", "labels", "probs", "cw", "w", "ignore", "eps", "reduction", "plain")
-
-    def __init__(self, z, labels, probs, cw, w, ignore, eps, reduction):
-        self.z, self.labels, self.probs, self.cw, self.w = z, labels, probs, cw, w
-        self.ignore, self.eps, self.reduction = ignore, eps, reduction
-        # no PyTorch option: today's kernel (cs_nll); else the general one (cs_nll_opts)
-        self.plain = probs is None and cw is None and ignore is None and eps == 0.0
-
-    def inputs(self, *given):
-        """The arrays a gradient buffer must not partially overlap."""
-        return (self.z, self.labels, self.probs, self.cw, self.w, *given)
-
-
 def _prepare_nll(logits, y, sample_weight, reduction, class_weight=None, ignore_index=None,
                  label_smoothing=0.0):
     z = as_float_array(logits, "logits")
     if z.ndim != 2:
         raise ValueError(f"logits must be 2-D (n_samples, n_classes); got shape {z.shape}")
-    n, m = z.shape
-    reduction = check_reduction(reduction)
-    eps = check_label_smoothing(label_smoothing)
-    ignore = check_ignore_index(ignore_index)
-    labels, probs = check_targets(y, n, m, z.dtype, ignore)
-    if n and m == 0:
-        raise ValueError("logits has no classes (shape (n, 0)): the loss is undefined")
-    cw = check_class_weight(class_weight, m, z.dtype)
-    w = check_sample_weight(sample_weight, n, reduction)
-    if w is not None and reduction == "mean" and n:
-        w, _ = rescale_weights(w)      # exact; keeps sum(w) and 1/sum(w) in range
-    return _NLLArgs(np.ascontiguousarray(z), labels, probs, cw, w, ignore, eps, reduction)
+    return check_nll_args(np.ascontiguousarray(z), y, sample_weight, reduction, class_weight,
+                          ignore_index, label_smoothing, rows_of="the logits")
 
 
 def _plain_options(sample_weight, class_weight, ignore_index, label_smoothing, reduction):

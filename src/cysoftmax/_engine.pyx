@@ -42,12 +42,14 @@ from ._optim cimport (Optimizer, SOLVER_NONE, SOLVER_SGD, SOLVER_MOMENTUM, SOLVE
                       sgd_update, begin_step, update_param)
 from ._batches cimport (Source, STATUS_OK, STATUS_BAD_INDEX, STATUS_BAD_CSR,
                         gather_rows, densify_run, gather_targets, check_order)
+from ._output cimport NLLArgs, linear_nll
 
 import numpy as np
 
 from ._validation import check_choice, check_labels, check_network, check_sample_weight
 
-__all__ = ["Trainer", "forward_into", "ACTIVATIONS", "SOLVERS", "OUTPUTS"]
+__all__ = ["Trainer", "forward_into", "linear_nll_rows", "last_linear_workspace",
+           "output_chunk_rows", "ACTIVATIONS", "SOLVERS", "OUTPUTS", "CHUNK_ELEMENTS"]
 
 # The one activation table: every name the package accepts, and its code.
 ACTIVATIONS = {"identity": ACT_IDENTITY, "logistic": ACT_LOGISTIC,
@@ -60,6 +62,19 @@ cdef enum Output:
     OUTPUT_LOG_PROBA = 2     # through the log-softmax row kernel
 
 OUTPUTS = {"logits": OUTPUT_LOGITS, "proba": OUTPUT_PROBA, "log_proba": OUTPUT_LOG_PROBA}
+
+# The fused output layer's default block: as many rows as keep the block of
+# logits at most CHUNK_ELEMENTS entries (32 MiB float32, 64 MiB float64),
+# and at least MIN_CHUNK_ROWS rows, so that its gemms stay efficient (their
+# inner dimension is the row count; measured in bench_linear_ce.py).
+CHUNK_ELEMENTS = 1 << 23
+MIN_CHUNK_ROWS = 16
+
+
+def output_chunk_rows(Py_ssize_t n, Py_ssize_t m):
+    """Rows per block of the fused output layer for n rows of m logits."""
+    return max(1, min(n, max(MIN_CHUNK_ROWS, CHUNK_ELEMENTS // max(m, 1))))
+
 
 cdef enum:
     # Rows per block in forward_into: big enough for efficient gemm, small
@@ -851,3 +866,88 @@ def forward_into(X, coefs, intercepts, activation, out, output="proba"):
     if job.status != STATUS_OK:
         raise ValueError(_BAD_CSR)
     return out
+
+
+# --------------------------------------------------------------------------
+# the fused output layer (linear + cross-entropy), public through
+# _network_api.linear_nll_loss[_and_gradient]
+# --------------------------------------------------------------------------
+
+_last_workspace = (0, 0)
+
+
+def last_linear_workspace():
+    """(rows per block, bytes) of the C workspace of the last `linear_nll_rows`
+    call in this process: the block of logits (rows x m of the dtype) and,
+    with a bias gradient, m doubles for its column sums."""
+    return _last_workspace
+
+
+cdef inline Py_ssize_t _ld(object a, int axis):
+    return a.strides[axis] // a.dtype.itemsize
+
+
+def linear_nll_rows(A, W, bint w_trans, b, y, q, cw, w, Py_ssize_t ignore, double smoothing,
+                    bint plain, double gmul, Py_ssize_t chunk, loss, dA, dW, db):
+    """sum_i w_i l_i of Z = A W + b; with dW given, the gradients too.
+
+    Arrays already checked by _validation.check_linear and _api's NLL
+    checks: A (n, d) with unit column stride, W (d, m) with unit column
+    stride (or, with w_trans, unit row stride: its transpose is row-major),
+    b (m,) or None, all one dtype and aligned; y (n,) intp labels or None, q
+    (n, m) C-contiguous soft targets or None, cw (m,) or None, w (n,)
+    float64 or None; `plain`: no option (the cs_nll kernel); gmul the
+    gradient's scale; chunk >= 1 rows per block; loss (n,) or None; dA
+    (n, d) C-contiguous or None, dW (d, m) C-contiguous or None (then no
+    gradient at all), db (m,) or None.  n, d, m >= 1 and every size fits
+    in a C int (checked by the caller).
+    """
+    global _last_workspace
+    cdef Py_ssize_t n = A.shape[0], d = A.shape[1], m = b.shape[0] if b is not None else (
+        W.shape[1])
+    cdef Py_ssize_t c = min(chunk, n)
+    cdef bint grad = dW is not None
+    cdef Py_ssize_t item = A.dtype.itemsize
+    cdef size_t wbytes = <size_t>c * <size_t>m * <size_t>item
+    cdef size_t bbytes = <size_t>m * sizeof(double) if grad and db is not None else 0
+    cdef NLLArgs o
+    o.y = <const Py_ssize_t *>_ptr(y) if y is not None else NULL
+    o.q = <const void *>_ptr(q) if q is not None else NULL
+    o.ldq = q.shape[1] if q is not None else 0
+    o.cw = <const void *>_ptr(cw) if cw is not None else NULL
+    o.w = <const double *>_ptr(w) if w is not None else NULL
+    o.ignore = ignore
+    o.smoothing = smoothing
+    o.plain = plain
+    o.gmul = gmul
+    cdef void *work = malloc(wbytes + bbytes)
+    if work == NULL:
+        raise MemoryError(f"the fused output layer's workspace ({c} rows of {m} logits, "
+                          f"{(wbytes + bbytes) / 2**20:.1f} MiB); pass a smaller chunk")
+    _last_workspace = (c, wbytes + bbytes)
+    cdef double *bacc = <double *>(<char *>work + wbytes) if bbytes else NULL
+    cdef void *pA = _ptr(A)
+    cdef void *pW = _ptr(W)
+    cdef void *pb = _ptr(b) if b is not None else NULL
+    cdef void *pl = _ptr(loss) if loss is not None else NULL
+    cdef void *pdA = _ptr(dA) if dA is not None else NULL
+    cdef void *pdW = _ptr(dW) if grad else NULL
+    cdef void *pdb = _ptr(db) if grad and db is not None else NULL
+    cdef Py_ssize_t lda = _ld(A, 0), ldw = _ld(W, 1 if w_trans else 0)
+    cdef Py_ssize_t ldda = d
+    cdef double total
+    try:
+        with nogil:
+            if item == 4:
+                total = linear_nll(<const float *>pA, lda, <const float *>pW, ldw, w_trans,
+                                   <const float *>pb, n, d, m, &o, c, <float *>work, bacc,
+                                   <float *>pl, grad, <float *>pdA, ldda, <float *>pdW,
+                                   <float *>pdb)
+            else:
+                total = linear_nll(<const double *>pA, lda, <const double *>pW, ldw, w_trans,
+                                   <const double *>pb, n, d, m, &o, c, <double *>work, bacc,
+                                   <double *>pl, grad, <double *>pdA, ldda, <double *>pdW,
+                                   <double *>pdb)
+    finally:
+        free(work)
+    return total

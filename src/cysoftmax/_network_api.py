@@ -4,9 +4,12 @@ Both functions validate once (shapes chain, one float dtype, labels in
 range, weights), make C-contiguous copies only where the layout needs it,
 and call one compiled routine of ``_engine``: `forward` runs the network
 block by block into the output, `backprop` uses a one-off ``Trainer`` (the
-same code that trains the Classifier) in gradient-only mode.  The checks
-themselves are ``_validation``'s (`check_network`, `check_labels`,
-`check_sample_weight`, `rescale_weights`): this module owns only the two
+same code that trains the Classifier) in gradient-only mode.  The fused output layer, `linear_nll_loss_and_gradient` and `linear_nll_loss`,
+checks its arrays with ``_validation.check_linear`` and its targets and options
+with ``check_nll_args`` (the rules of `cysoftmax.nll_loss`), then runs
+``_engine.linear_nll_rows``: logits block by block, never all of them.  The
+checks themselves are ``_validation``'s (`check_network`, `check_labels`,
+`check_sample_weight`, `rescale_weights`, ...): this module owns only the
 public signatures and their documentation.
 """
 
@@ -14,11 +17,11 @@ import numbers
 
 import numpy as np
 
-from . import _engine
-from ._validation import (check_choice, check_labels, check_network, check_sample_weight,
-                          rescale_weights)
+from . import _engine, _softmax
+from ._validation import (check_choice, check_labels, check_linear, check_network,
+                          check_nll_args, check_sample_weight, rescale_weights)
 
-__all__ = ["forward", "backprop"]
+__all__ = ["forward", "backprop", "linear_nll_loss", "linear_nll_loss_and_gradient"]
 
 _ACTIVATIONS = tuple(_engine.ACTIVATIONS)      # the one table: names -> compiled codes
 
@@ -148,3 +151,148 @@ def backprop(X, y, coefs, intercepts, *, activation="relu", alpha=0.0, sample_we
         loss += 0.5 * alpha * trainer.squared_norm() / sw
     # the trainer is dropped here; its gradient buffers belong to the caller now
     return float(loss), trainer.coef_grads, trainer.intercept_grads
+
+
+def _check_chunk(chunk, n, m):
+    """Rows per block: `chunk` (a positive int), or the default rule."""
+    if chunk is None:
+        return _engine.output_chunk_rows(n, m)
+    if isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, numbers.Integral):
+        raise TypeError(f"chunk must be a positive int (rows per block) or None; got {chunk!r}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1 (rows per block); got {chunk}")
+    return int(min(chunk, n))
+
+
+def _linear_nll(A, W, b, y, sample_weight, class_weight, ignore_index, label_smoothing,
+                reduction, chunk, gradient):
+    A, W, w_trans, b = check_linear(A, W, b)
+    n, d = A.shape
+    m = W.shape[1]
+    a = check_nll_args(None, y, sample_weight, reduction, class_weight, ignore_index,
+                       label_smoothing, shape=(n, m), dtype=A.dtype, rows_of="A")
+    chunk = _check_chunk(chunk, n, m)
+    mean = a.reduction == "mean"
+    ignore = -1 if a.ignore is None else a.ignore
+    denom = 0.0
+    if mean:
+        if a.plain:
+            denom = float(n) if a.w is None else float(a.w.sum())
+        else:
+            denom = _softmax.nll_denom(a.labels, a.cw, a.w, ignore, n, A.dtype == np.float32)
+    # the gradient of a mean over a zero denominator is NaN, as in PyTorch
+    gmul = (1.0 / denom if denom else float("nan")) if mean else 1.0
+    loss = np.empty(n, A.dtype) if a.reduction == "none" else None
+    dA = np.empty((n, d), A.dtype) if gradient else None
+    dW = np.empty((d, m), A.dtype) if gradient else None
+    db = np.empty(m, A.dtype) if gradient and b is not None else None
+    total = _engine.linear_nll_rows(A, W, w_trans, b, a.labels, a.probs, a.cw, a.w, ignore,
+                                    a.eps, a.plain, gmul, chunk, loss, dA, dW, db)
+    if a.reduction == "none":
+        res = loss
+    elif a.reduction == "sum":
+        res = float(total)
+    else:
+        res = float(total) / denom if denom else float("nan")
+    return (res, dA, dW, db) if gradient else res
+
+
+def linear_nll_loss_and_gradient(A, W, b, y, *, sample_weight=None, class_weight=None,
+                                 ignore_index=None, label_smoothing=0.0, reduction="mean",
+                                 chunk=None):
+    r"""The cross-entropy of a dense output layer and its gradients, without its logits.
+
+    For the logits :math:`Z = A W + b` of a linear layer, the loss is
+    `nll_loss` of :math:`Z` (with the same targets, options and reduction),
+    and the gradients follow from that of the logits, :math:`G =
+    \partial 	ext{loss} / \partial Z` (`nll_loss_and_gradient`'s):
+
+    .. math::
+
+        dA = G W^	op, \qquad dW = A^	op G, \qquad db = 	extstyle\sum_i G_i
+
+    computed block by block of `chunk` rows: a block's logits by one gemm,
+    the fused loss and gradient in place, then its share of the three
+    gradients by two more gemms.  The (n, m) logits and their gradient are
+    never held: the workspace is one block (about 32 MiB of float32 or
+    64 MiB of float64 by default), where the unfused computation holds two
+    (n, m) arrays (4096 rows of 128,000 float32 logits are 2 GiB each).
+
+    Parameters
+    ----------
+    A : array_like of shape (n_samples, n_features)
+        The layer's inputs (hidden activations).
+    W : array_like of shape (n_features, n_classes)
+        The layer's weights.  A C- or Fortran-ordered W (PyTorch's
+        ``Linear.weight`` of shape (n_classes, n_features), transposed) is
+        used as it is; another layout is copied once.
+    b : array_like of shape (n_classes,) or None
+        The bias; None for a layer without one.  A ``-inf`` entry masks its
+        class (probability 0, zero gradient), as a ``-inf`` logit does.
+    y : array_like
+        Integer labels (n_samples,), or class probabilities
+        (n_samples, n_classes), as `nll_loss` takes them.
+    sample_weight, class_weight, ignore_index, label_smoothing, reduction
+        As in `nll_loss` (PyTorch ``cross_entropy``'s definitions).
+    chunk : int, optional
+        Rows per block.  Default: as many as keep a block of logits at most
+        2**23 entries (32 MiB float32, 64 MiB float64), at least 16, and at
+        most ``n_samples``.  Larger blocks make the gemms a little more
+        efficient at small class counts; smaller ones save memory.
+
+    Returns
+    -------
+    loss : float or ndarray
+        As `nll_loss` returns it (an (n_samples,) array for "none").
+    dA : ndarray of shape (n_samples, n_features)
+    dW : ndarray of shape (n_features, n_classes)
+    db : ndarray of shape (n_classes,), or None when `b` is None
+        Gradients of `loss` (for "none": of its sum), in the inputs' dtype.
+
+    Notes
+    -----
+    A, W and b must all be float32 or all float64 (a ``TypeError`` names
+    them otherwise); the computation stays in that dtype, with the losses
+    and the bias gradient summed in double.  The results are those of
+    ``nll_loss_and_gradient(A @ W + b, y, ...)`` followed by the three
+    products, within the kernels' accuracy bounds on the computed logits:
+    they differ from the unfused computation only in the rounding of the
+    products (a block's logits are the same gemm) and in dW being summed
+    block by block.  The matrix products run in BLAS (its threads); the
+    loss kernel between them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cysoftmax import linear_nll_loss_and_gradient, nll_loss_and_gradient
+    >>> rng = np.random.default_rng(0)
+    >>> A, W, b = rng.normal(size=(6, 4)), rng.normal(size=(4, 5)), np.zeros(5)
+    >>> y = np.array([0, 1, 2, 3, 4, 0])
+    >>> loss, dA, dW, db = linear_nll_loss_and_gradient(A, W, b, y, chunk=4)
+    >>> ref, G = nll_loss_and_gradient(A @ W + b, y)
+    >>> bool(np.isclose(loss, ref)), bool(np.allclose(dW, A.T @ G)), dA.shape
+    (True, True, (6, 4))
+    """
+    return _linear_nll(A, W, b, y, sample_weight, class_weight, ignore_index,
+                       label_smoothing, reduction, chunk, True)
+
+
+def linear_nll_loss(A, W, b, y, *, sample_weight=None, class_weight=None, ignore_index=None,
+                    label_smoothing=0.0, reduction="mean", chunk=None):
+    r"""The cross-entropy of a dense output layer, ``nll_loss(A @ W + b, y)``, block by block.
+
+    The forward half of `linear_nll_loss_and_gradient`: one gemm per block
+    of rows and the loss kernel, no gradient work, and never more than one
+    block of logits in memory.  Parameters and result as there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cysoftmax import linear_nll_loss
+    >>> A = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> W = np.zeros((2, 3))
+    >>> round(linear_nll_loss(A, W, None, [0, 2]), 6)     # uniform over 3: log 3
+    1.098612
+    """
+    return _linear_nll(A, W, b, y, sample_weight, class_weight, ignore_index,
+                       label_smoothing, reduction, chunk, False)

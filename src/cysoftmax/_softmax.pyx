@@ -156,6 +156,22 @@ def nll_opts_rows(z, y, q, cw, w, Py_ssize_t ignore, double smoothing, double gm
     return _nll_opts[double](z, y, q, cw, w, ignore, smoothing, gmul, mean, loss, grad)
 
 
+def nll_denom(y, cw, w, Py_ssize_t ignore, Py_ssize_t n, bint f32):
+    """The denominator of the "mean" cross-entropy, sum_i w_i d_i (nll_opts_rows's):
+    y (n,) intp labels or None (soft targets), cw (m,) of the dtype or None,
+    w (n,) float64 or None."""
+    cdef const Py_ssize_t *yp = <const Py_ssize_t *><size_t>y.ctypes.data if y is not None else NULL
+    cdef const double *wp = <const double *><size_t>w.ctypes.data if w is not None else NULL
+    cdef const void *cwp = <const void *><size_t>cw.ctypes.data if cw is not None else NULL
+    cdef double d
+    with nogil:
+        if f32:
+            d = cs_nll_denom_f(yp, <const float *>cwp, wp, ignore, n)
+        else:
+            d = cs_nll_denom_d(yp, <const double *>cwp, wp, ignore, n)
+    return d
+
+
 # ------------------------------------------------------------ the fast path
 # The common call -- a plain C-contiguous, aligned, native-endian float32 or
 # float64 ndarray of shape (n, m), class axis last, no `out` -- needs no

@@ -24,6 +24,8 @@ __all__ = [
     "check_scale_factors",
     "check_out",
     "check_labels",
+    "check_linear",
+    "check_nll_args",
     "check_network",
     "check_sample_weight",
     "check_reduction",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_INT_MAX = 2**31 - 1
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -271,7 +274,7 @@ def check_ignore_index(ignore_index, name="ignore_index"):
     return value
 
 
-def check_targets(y, n, m, dtype, ignore=None, name="y"):
+def check_targets(y, n, m, dtype, ignore=None, name="y", rows_of="the logits"):
     """Targets of the cross-entropy: integer labels (n,) or class probabilities (n, m).
 
     Returns ``(labels, None)`` with the labels as `check_labels` returns them
@@ -285,7 +288,7 @@ def check_targets(y, n, m, dtype, ignore=None, name="y"):
     """
     arr = _asarray(y, name, "integer class labels or class probabilities")
     if arr.ndim == 1 or (arr.ndim != 2 and arr.dtype.kind not in "iuf"):
-        return check_labels(arr, n, m, name, ignore=ignore), None   # (its TypeErrors)
+        return check_labels(arr, n, m, name, rows_of, ignore=ignore), None   # (its TypeErrors)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 1-D integer labels (n_samples,) or 2-D class "
                          f"probabilities (n_samples, n_classes); got shape {arr.shape}")
@@ -470,7 +473,7 @@ _NO_X = object()      # check_network called without an input (None is a wrong X
 
 def check_network(coefs, intercepts, *, X=_NO_X, dtype=None, convert=True, writeable=False,
                   min_classes=1, finite=False, names=("coefs", "intercepts"),
-                  item="{}[{}]"):
+                  item="{}[{}]", x_name="X", contiguous=True):
     """The one check of a dense network's parameters (and its input X).
 
     ``coefs[l]`` has shape ``(fan_in, fan_out)`` and ``intercepts[l]`` shape
@@ -488,7 +491,9 @@ def check_network(coefs, intercepts, *, X=_NO_X, dtype=None, convert=True, write
 
     `finite` refuses NaN and inf.  `names` are the names of the two
     sequences and `item` the format of an entry's name in messages (the
-    loader says ``coef_0``).  Returns ``(X, coefs, intercepts)`` when X is
+    loader says ``coef_0``), `x_name` the input's.  ``contiguous=False``
+    (with `convert`) keeps each array's layout, only aligned: for callers
+    that handle strides themselves (`check_linear`).  Returns ``(X, coefs, intercepts)`` when X is
     given, else ``(coefs, intercepts)``, as lists.
     """
     has_x = X is not _NO_X
@@ -504,7 +509,7 @@ def check_network(coefs, intercepts, *, X=_NO_X, dtype=None, convert=True, write
     w_names = [item.format(names[0], l) for l in range(len(coefs))]
     b_names = [item.format(names[1], l) for l in range(len(coefs))]
     if convert:
-        X = _float_array(X, "X", 2) if has_x else None
+        X = _float_array(X, x_name, 2) if has_x else None
         coefs = [_float_array(W, n, 2) for W, n in zip(coefs, w_names)]
         intercepts = [_float_array(b, n, 1) for b, n in zip(intercepts, b_names)]
     else:
@@ -512,22 +517,22 @@ def check_network(coefs, intercepts, *, X=_NO_X, dtype=None, convert=True, write
         intercepts = [_engine_array(b, n, 1, dtype, writeable)
                       for b, n in zip(intercepts, b_names)]
 
-    named = ([("X", X)] if has_x else []) + list(zip(w_names, coefs)) \
+    named = ([(x_name, X)] if has_x else []) + list(zip(w_names, coefs)) \
         + list(zip(b_names, intercepts))
     dtypes = {a.dtype for _, a in named}
     if len(dtypes) > 1:
         f32 = [n for n, a in named if a.dtype == np.float32]
         f64 = [n for n, a in named if a.dtype == np.float64]
-        what = ("X, " if has_x else "") + f"{names[0]} and {names[1]}"
+        what = (f"{x_name}, " if has_x else "") + f"{names[0]} and {names[1]}"
         raise TypeError(f"{what} must all have one dtype, float32 or float64; got "
                         f"float32 for {', '.join(f32)} and float64 for {', '.join(f64)}")
     if dtype is not None and convert and coefs[0].dtype != dtype:
         raise TypeError(f"{w_names[0]} has dtype {coefs[0].dtype}; expected {np.dtype(dtype)}")
 
     if has_x:
-        width, prev = X.shape[1], "X's width"
+        width, prev = X.shape[1], f"{x_name}'s width"
         if width == 0:
-            raise ValueError("X has no columns (features)")
+            raise ValueError(f"{x_name} has no columns (features)")
     else:
         width, prev = coefs[0].shape[0], None
         if width == 0:
@@ -553,10 +558,103 @@ def check_network(coefs, intercepts, *, X=_NO_X, dtype=None, convert=True, write
     if convert:
         # C-contiguous and aligned: the C kernels load whole elements (UBSan
         # flags misaligned loads from, e.g., a view at an odd byte offset)
-        X = np.require(X, requirements=["C", "A"]) if has_x else None
-        coefs = [np.require(W, requirements=["C", "A"]) for W in coefs]
-        intercepts = [np.require(b, requirements=["C", "A"]) for b in intercepts]
+        req = ["C", "A"] if contiguous else ["A"]
+        X = np.require(X, requirements=req) if has_x else None
+        coefs = [np.require(W, requirements=req) for W in coefs]
+        intercepts = [np.require(b, requirements=req) for b in intercepts]
     return (X, coefs, intercepts) if has_x else (coefs, intercepts)
+
+
+def _unit_stride_view(a, axis):
+    """Whether `a` (2-D, aligned) can go to BLAS as it is, with `axis` the
+    contiguous one: unit stride along `axis` and a positive leading stride
+    of whole elements, at least the other dimension (BLAS's lda rule)."""
+    item = a.dtype.itemsize
+    other = 1 - axis
+    if a.shape[axis] > 1 and a.strides[axis] != item:
+        return False
+    ld = a.strides[other]
+    if a.shape[other] == 1:
+        return True
+    return ld > 0 and ld % item == 0 and ld // item >= a.shape[axis]
+
+
+def check_linear(A, W, b):
+    """The fused output layer's A (n, d), W (d, m) and b (m,) or None.
+
+    One dtype, float32 or float64 (else ``TypeError`` naming them), shapes
+    that chain, n, d, m >= 1 and sizes BLAS's C ints can index.  Returns
+    ``(A, W, w_trans, b)``: A with unit column stride (copied only if it has
+    not), W as it is when its rows or its columns are contiguous (`w_trans`
+    True for the second: a Fortran-ordered W, or PyTorch's Linear weight
+    transposed), else one C-contiguous copy.
+    """
+    W = _float_array(W, "W", 2)
+    given_b = b is not None
+    if not given_b:
+        b = np.zeros(W.shape[1], W.dtype)       # stands in for the checks only
+    A, (W,), (b,) = check_network([W], [b], X=A, names=("W", "b"), item="{}", x_name="A",
+                                  contiguous=False)
+    n, d = A.shape
+    m = W.shape[1]
+    if n == 0:
+        raise ValueError("A has no rows: the loss is undefined")
+    if max(n, d, m) > _INT_MAX:
+        raise ValueError(f"A {A.shape} and W {W.shape}: each dimension must be below 2**31 "
+                         "(BLAS indexes with C ints)")
+    if not _unit_stride_view(A, 1):
+        A = np.ascontiguousarray(A)
+    if _unit_stride_view(W, 1):
+        w_trans = False
+    elif _unit_stride_view(W, 0):
+        w_trans = True
+    else:
+        W, w_trans = np.ascontiguousarray(W), False
+    if A.strides[0] // A.dtype.itemsize > _INT_MAX or \
+            W.strides[1 if w_trans else 0] // W.dtype.itemsize > _INT_MAX:
+        A, W, w_trans = np.ascontiguousarray(A), np.ascontiguousarray(W), False
+    return A, W, w_trans, (np.ascontiguousarray(b) if given_b else None)
+
+
+class NLLArgs:
+    """The checked arguments of a cross-entropy call (`check_nll_args`)."""
+
+    __slots__ = ("z", "n", "m", "labels", "probs", "cw", "w", "ignore", "eps", "reduction",
+                 "plain")
+
+    def __init__(self, z, n, m, labels, probs, cw, w, ignore, eps, reduction):
+        self.z, self.n, self.m = z, n, m
+        self.labels, self.probs, self.cw, self.w = labels, probs, cw, w
+        self.ignore, self.eps, self.reduction = ignore, eps, reduction
+        # no PyTorch option: the plain kernel (cs_nll); else the general one (cs_nll_opts)
+        self.plain = probs is None and cw is None and ignore is None and eps == 0.0
+
+    def inputs(self, *given):
+        """The arrays a gradient buffer must not partially overlap."""
+        return (self.z, self.labels, self.probs, self.cw, self.w, *given)
+
+
+def check_nll_args(z, y, sample_weight, reduction, class_weight=None, ignore_index=None,
+                   label_smoothing=0.0, *, shape=None, dtype=None, rows_of="the logits"):
+    """The targets and options of the cross-entropy of logits `z` (2-D,
+    checked by the caller), or of logits of `shape` and `dtype` that are
+    never materialized (the fused output layer: z None).  One rule for
+    nll_loss and its relatives and for linear_nll_loss: `reduction`,
+    `label_smoothing`, `ignore_index`, labels or soft targets `y`, class
+    and sample weights (the latter rescaled for "mean", exactly)."""
+    n, m = z.shape if z is not None else shape
+    dtype = z.dtype if z is not None else dtype
+    reduction = check_reduction(reduction)
+    eps = check_label_smoothing(label_smoothing)
+    ignore = check_ignore_index(ignore_index)
+    labels, probs = check_targets(y, n, m, dtype, ignore, rows_of=rows_of)
+    if n and m == 0:
+        raise ValueError("logits has no classes (shape (n, 0)): the loss is undefined")
+    cw = check_class_weight(class_weight, m, dtype)
+    w = check_sample_weight(sample_weight, n, reduction)
+    if w is not None and reduction == "mean" and n:
+        w, _ = rescale_weights(w)      # exact; keeps sum(w) and 1/sum(w) in range
+    return NLLArgs(z, n, m, labels, probs, cw, w, ignore, eps, reduction)
 
 
 def check_where(where, shape=None, name="where"):
