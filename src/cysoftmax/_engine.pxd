@@ -19,6 +19,8 @@ cdef class Trainer:
     cdef list _A, _D, _gW, _gb           # owned buffers (numpy, so tracemalloc sees them)
     cdef list _s1, _s2                   # optimizer state, coefs then intercepts
     cdef object _xbuf, _ybuf, _wbuf      # the gathered batch
+    cdef object _bacc                    # fused output layer: bias-gradient sums
+    cdef readonly Py_ssize_t output_chunk  # 0, or rows per block of the fused output layer
 
     cdef _set_pointers(self)
     cdef double _checked_rate(self, lr) except? -1

@@ -37,7 +37,7 @@ from libc.stdlib cimport calloc, malloc, free
 from ._kernels cimport cs_nll_f, cs_nll_d, cs_softmax_f, cs_softmax_d, cs_log_softmax_f, cs_log_softmax_d
 from ._blas cimport gemm
 from ._layers cimport (Layer, Net, ACT_IDENTITY, ACT_LOGISTIC, ACT_TANH, ACT_RELU,
-                       colsum, sqnorm, forward, layer_input, delta_below)
+                       colsum, sqnorm, forward, layer_input, delta_below, act_derivative)
 from ._optim cimport (Optimizer, SOLVER_NONE, SOLVER_SGD, SOLVER_MOMENTUM, SOLVER_ADAM,
                       sgd_update, begin_step, update_param)
 from ._batches cimport (Source, STATUS_OK, STATUS_BAD_INDEX, STATUS_BAD_CSR,
@@ -92,15 +92,46 @@ _BAD_CSR = ("X is a malformed CSR matrix: its indptr or column indices are out o
 cdef double _forward_loss(const Net *net, const floating *x0, Py_ssize_t ldx, Py_ssize_t nb,
                           const Py_ssize_t *y, const double *w, double sw) noexcept nogil:
     """Forward pass, then the logits turned, in place, into the output delta
-    w_i / sw (p_i - onehot(y_i)).  Returns sum_i w_i C_i."""
-    cdef const Layer *out = &net.layers[net.n_layers - 1]
-    forward(net, x0, ldx, nb)
-    if floating is float:
-        return cs_nll_f(<const float *>out.A, out.n_out, y, w, 1.0 / sw, NULL,
-                        <float *>out.A, out.n_out, nb, out.n_out)
-    else:
-        return cs_nll_d(<const double *>out.A, out.n_out, y, w, 1.0 / sw, NULL,
-                        <double *>out.A, out.n_out, nb, out.n_out)
+    w_i / sw (p_i - onehot(y_i)).  Returns sum_i w_i C_i.
+
+    With net.out_chunk (the fused output layer), the output layer runs block
+    by block instead, and its whole backward step with it: its gradients
+    gW, gb, and the delta below it (with the activation's derivative) are
+    done on return; its delta is never held for the whole batch."""
+    cdef Py_ssize_t L = net.n_layers, lda
+    cdef const Layer *out = &net.layers[L - 1]
+    cdef const floating *a_prev
+    cdef floating *d_below
+    cdef NLLArgs o
+    cdef double total
+    if net.out_chunk == 0:
+        forward(net, x0, ldx, nb, L)
+        if floating is float:
+            return cs_nll_f(<const float *>out.A, out.n_out, y, w, 1.0 / sw, NULL,
+                            <float *>out.A, out.n_out, nb, out.n_out)
+        else:
+            return cs_nll_d(<const double *>out.A, out.n_out, y, w, 1.0 / sw, NULL,
+                            <double *>out.A, out.n_out, nb, out.n_out)
+    forward(net, x0, ldx, nb, L - 1)
+    a_prev = layer_input(net, L - 1, x0, ldx, &lda)
+    d_below = <floating *>net.layers[L - 2].D if L > 1 else NULL
+    o.y = y
+    o.q = NULL
+    o.ldq = 0
+    o.cw = NULL
+    o.w = w
+    o.ignore = -1
+    o.smoothing = 0.0
+    o.plain = True
+    o.gmul = 1.0 / sw
+    total = linear_nll(a_prev, lda, <const floating *>out.W, out.n_out, False,
+                       <const floating *>out.b, nb, out.n_in, out.n_out, &o, net.out_chunk,
+                       <floating *>out.A, net.bacc, <floating *>NULL, True, d_below, out.n_in,
+                       <floating *>out.gW, <floating *>out.gb)
+    if L > 1:
+        act_derivative(d_below, <const floating *>net.layers[L - 2].A, nb * out.n_in,
+                       net.activation)
+    return total
 
 
 cdef double _batch_gradient(const Net *net, const floating *x0, Py_ssize_t ldx,
@@ -121,15 +152,16 @@ cdef double _batch_gradient(const Net *net, const floating *x0, Py_ssize_t ldx,
     cdef floating *gW
     for l in range(net.n_layers - 1, -1, -1):
         ly = &net.layers[l]
-        a_prev = layer_input(net, l, x0, ldx, &lda)
-        if l:
-            delta_below(net, l, nb, <floating *>net.layers[l - 1].D)
-        colsum(<const floating *>ly.D, nb, ly.n_out, <floating *>ly.gb)
         W = <const floating *>ly.W
         gW = <floating *>ly.gW
-        gemm(True, False, <int>ly.n_in, <int>ly.n_out, <int>nb, <floating>1.0,
-             a_prev, <int>lda, <const floating *>ly.D, <int>ly.n_out, <floating>0.0,
-             gW, <int>ly.n_out)
+        if not (net.out_chunk and l == net.n_layers - 1):   # (fused: done)
+            a_prev = layer_input(net, l, x0, ldx, &lda)
+            if l:
+                delta_below(net, l, nb, <floating *>net.layers[l - 1].D)
+            colsum(<const floating *>ly.D, nb, ly.n_out, <floating *>ly.gb)
+            gemm(True, False, <int>ly.n_in, <int>ly.n_out, <int>nb, <floating>1.0,
+                 a_prev, <int>lda, <const floating *>ly.D, <int>ly.n_out, <floating>0.0,
+                 gW, <int>ly.n_out)
         if l2 != 0:
             for i in range(ly.n_in * ly.n_out):
                 gW[i] += fl2 * W[i]
@@ -154,6 +186,14 @@ cdef double _batch_update(const Net *net, Optimizer *opt, const floating *x0,
     cdef const floating *a_prev
     for l in range(net.n_layers - 1, -1, -1):
         ly = &net.layers[l]
+        if net.out_chunk and l == net.n_layers - 1:
+            # fused: gW, gb and the delta below are done; the update alone
+            # (plain SGD too: W += -lr (gW + l2 W), as with any solver)
+            update_param(opt, <floating *>ly.W, <const floating *>ly.gW, <floating *>ly.sW1,
+                         <floating *>ly.sW2, ly.n_in * ly.n_out, lr, lr_t, l2)
+            update_param(opt, <floating *>ly.b, <const floating *>ly.gb, <floating *>ly.sb1,
+                         <floating *>ly.sb2, ly.n_out, lr, lr_t, 0.0)
+            continue
         a_prev = layer_input(net, l, x0, ldx, &lda)
         if l:
             delta_below(net, l, nb, <floating *>net.layers[l - 1].D)
@@ -288,7 +328,7 @@ cdef int _forward_chunks(Job *job, floating *tag) noexcept nogil:
             x0 = <const floating *>job.xb
         else:
             x0 = x + start * src.n_features
-        forward(net, x0, src.n_features, nb)
+        forward(net, x0, src.n_features, nb, L)
         if job.output == OUTPUT_PROBA:
             if floating is float:
                 cs_softmax_f(block, m, block, m, nb, m)
@@ -441,6 +481,12 @@ cdef class Trainer:
     learning_rate_init, momentum, nesterovs_momentum, beta_1, beta_2, epsilon
         As scikit-learn's MLP.  ``learning_rate_init`` is the learning rate
         used when a method's ``lr`` is None.
+    output_chunk : int or None
+        Rows per block of the fused output layer (`_output.linear_nll`:
+        the output layer's logits, loss and gradients block by block, as
+        `cysoftmax.linear_nll_loss_and_gradient`).  None: fused when a whole
+        batch's logits would pass ``CHUNK_ELEMENTS`` entries, with the
+        blocks `output_chunk_rows` gives; 0: never; k >= max_batch: never.
 
     Notes
     -----
@@ -458,6 +504,8 @@ cdef class Trainer:
     def __cinit__(self):
         self.net.layers = NULL
         self.net.n_layers = 0
+        self.net.out_chunk = 0
+        self.net.bacc = NULL
 
     def __dealloc__(self):
         free(self.net.layers)
@@ -465,7 +513,7 @@ cdef class Trainer:
     def __init__(self, coefs, intercepts, Py_ssize_t max_batch, activation="relu",
                  solver="sgd", double alpha=0.0, double learning_rate_init=0.001,
                  double momentum=0.9, bint nesterovs_momentum=True, double beta_1=0.9,
-                 double beta_2=0.999, double epsilon=1e-8):
+                 double beta_2=0.999, double epsilon=1e-8, output_chunk=None):
         if self.net.layers != NULL:
             raise RuntimeError("Trainer is already initialized")
         if max_batch < 1:
@@ -504,10 +552,22 @@ cdef class Trainer:
         self.opt.t = 0
 
         cdef Py_ssize_t L = len(coefs), l
+        cdef Py_ssize_t m = coefs[L - 1].shape[1]
+        # the fused output layer when a batch's logits would pass the block
+        # budget (or as asked): its logits then take `output_chunk` rows
+        if output_chunk is None:
+            output_chunk = output_chunk_rows(max_batch, m)
+        elif isinstance(output_chunk, bool) or not isinstance(output_chunk, int) \
+                or output_chunk < 0:
+            raise ValueError(f"output_chunk must be None or an int >= 0; got {output_chunk!r}")
+        self.output_chunk = output_chunk if 0 < output_chunk < max_batch else 0
+        self.net.out_chunk = self.output_chunk
+        self._bacc = np.zeros(m, np.float64) if self.output_chunk else None
         self._A, self._D, self._gW, self._gb, self._s1, self._s2 = [], [], [], [], [], []
         for l in range(L):
             n_in, n_out = coefs[l].shape
-            self._A.append(np.empty((max_batch, n_out), dtype))
+            rows = self.output_chunk if l == L - 1 and self.output_chunk else max_batch
+            self._A.append(np.empty((rows, n_out), dtype))
             # the output layer's delta overwrites its logits
             self._D.append(self._A[l] if l == L - 1 else np.empty((max_batch, n_out), dtype))
             self._gW.append(np.zeros((n_in, n_out), dtype))
@@ -537,6 +597,8 @@ cdef class Trainer:
             ly.sb1 = _ptr(self._s1[L + l]) if self._s1 else NULL
             ly.sW2 = _ptr(self._s2[l]) if self._s2 else NULL
             ly.sb2 = _ptr(self._s2[L + l]) if self._s2 else NULL
+        self.net.out_chunk = self.output_chunk
+        self.net.bacc = <double *>_ptr(self._bacc) if self._bacc is not None else NULL
 
     # ---- parameters and state --------------------------------------------
 
@@ -635,7 +697,8 @@ cdef class Trainer:
     def __reduce__(self):
         args = (list(self._coefs), list(self._intercepts), self.max_batch, self.activation,
                 self.solver, self.alpha, self.learning_rate_init, self.opt.momentum,
-                bool(self.opt.nesterov), self.opt.beta_1, self.opt.beta_2, self.opt.epsilon)
+                bool(self.opt.nesterov), self.opt.beta_1, self.opt.beta_2, self.opt.epsilon,
+                self.output_chunk)
         return (_unpickle_trainer, (args, self.optimizer_state))
 
     def squared_norm(self):

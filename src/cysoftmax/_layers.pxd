@@ -40,6 +40,10 @@ cdef struct Net:
     Py_ssize_t n_layers
     Layer *layers
     int activation   # Activation of the hidden layers; the output is softmax
+    Py_ssize_t out_chunk  # 0: the output layer holds a whole batch's logits;
+                          # > 0: it runs fused (_output.linear_nll), its A
+                          # holding out_chunk rows
+    double *bacc     # fused: m doubles for the output bias gradient's sums
 
 
 cdef inline void bias_act(floating *z, Py_ssize_t n, Py_ssize_t m, const floating *b,
@@ -113,9 +117,10 @@ cdef inline double sqnorm(const floating *w, Py_ssize_t size) noexcept nogil:
 
 
 cdef inline void forward(const Net *net, const floating *x0, Py_ssize_t ldx,
-                         Py_ssize_t nb) noexcept nogil:
-    """Activations of every layer into layers[l].A; logits into the last."""
-    cdef Py_ssize_t l, L = net.n_layers
+                         Py_ssize_t nb, Py_ssize_t L) noexcept nogil:
+    """Activations of the first L layers into layers[l].A (the logits into the
+    output layer's when L is all of them)."""
+    cdef Py_ssize_t l
     cdef const Layer *ly
     cdef const floating *a_prev = x0
     cdef Py_ssize_t lda = ldx
@@ -127,7 +132,7 @@ cdef inline void forward(const Net *net, const floating *x0, Py_ssize_t ldx,
              a_prev, <int>lda, <const floating *>ly.W, <int>ly.n_out,
              <floating>0.0, z, <int>ly.n_out)
         bias_act(z, nb, ly.n_out, <const floating *>ly.b,
-                 net.activation if l < L - 1 else ACT_IDENTITY)
+                 net.activation if l < net.n_layers - 1 else ACT_IDENTITY)
         a_prev = z
         lda = ly.n_out
 
