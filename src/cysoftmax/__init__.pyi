@@ -26,6 +26,8 @@ __all__ = [
     "nll_loss",
     "local_gradient",
     "nll_loss_and_gradient",
+    "linear_nll_loss",
+    "linear_nll_loss_and_gradient",
     "softmax_backward",
     "log_softmax_backward",
     "show_config",
@@ -220,6 +222,64 @@ def backprop(
     sample_weight: ArrayLike | None = None,
 ) -> tuple[float, list[NDArray[Any]], list[NDArray[Any]]]: ...
 def show_config(file: SupportsWrite[str] | None = None) -> None: ...
+
+# the fused output layer: A, W, b one dtype, float32 or float64
+@overload
+def linear_nll_loss_and_gradient(
+    A: NDArray[_F],
+    W: NDArray[_F],
+    b: NDArray[_F] | None,
+    y: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: _Mean = "mean",
+    chunk: int | None = None,
+) -> tuple[float, NDArray[_F], NDArray[_F], NDArray[_F] | None]: ...
+@overload
+def linear_nll_loss_and_gradient(
+    A: NDArray[_F],
+    W: NDArray[_F],
+    b: NDArray[_F] | None,
+    y: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Literal["none"],
+    chunk: int | None = None,
+) -> tuple[NDArray[_F], NDArray[_F], NDArray[_F], NDArray[_F] | None]: ...
+@overload
+def linear_nll_loss(
+    A: NDArray[_F],
+    W: NDArray[_F],
+    b: NDArray[_F] | None,
+    y: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: _Mean = "mean",
+    chunk: int | None = None,
+) -> float: ...
+@overload
+def linear_nll_loss(
+    A: NDArray[_F],
+    W: NDArray[_F],
+    b: NDArray[_F] | None,
+    y: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    class_weight: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Literal["none"],
+    chunk: int | None = None,
+) -> NDArray[_F]: ...
 
 # the backward functions (grads of softmax / log_softmax for a given grad_output)
 @overload

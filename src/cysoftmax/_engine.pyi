@@ -8,6 +8,17 @@ _Activation = Literal["identity", "logistic", "tanh", "relu"]
 
 ACTIVATIONS: dict[str, int]
 SOLVERS: tuple[None | str, ...]
+CHUNK_ELEMENTS: int
+
+def output_chunk_rows(n: int, m: int) -> int: ...
+def last_linear_workspace() -> tuple[int, int]: ...
+def linear_nll_rows(
+    A: NDArray[_Float], W: NDArray[_Float], w_trans: bool, b: NDArray[_Float] | None,
+    y: NDArray[np.intp] | None, q: NDArray[_Float] | None, cw: NDArray[_Float] | None,
+    w: NDArray[np.float64] | None, ignore: int, smoothing: float, plain: bool, gmul: float,
+    chunk: int, loss: NDArray[_Float] | None, dA: NDArray[_Float] | None,
+    dW: NDArray[_Float] | None, db: NDArray[_Float] | None,
+) -> float: ...
 
 def forward_into(
     X: NDArray[_Float] | Any,  # C-contiguous ndarray or scipy.sparse CSR matrix
@@ -38,7 +49,10 @@ class Trainer:
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
+        output_chunk: int | None = None,
     ) -> None: ...
+    @property
+    def output_chunk(self) -> int: ...
     def bind(
         self, coefs: Sequence[NDArray[_Float]], intercepts: Sequence[NDArray[_Float]]
     ) -> None: ...
