@@ -64,10 +64,10 @@ cdef enum Output:
 OUTPUTS = {"logits": OUTPUT_LOGITS, "proba": OUTPUT_PROBA, "log_proba": OUTPUT_LOG_PROBA}
 
 # The fused output layer's default block: as many rows as keep the block of
-# logits at most CHUNK_ELEMENTS entries (32 MiB float32, 64 MiB float64),
+# logits at most CHUNK_ELEMENTS entries (64 MiB float32, 128 MiB float64),
 # and at least MIN_CHUNK_ROWS rows, so that its gemms stay efficient (their
 # inner dimension is the row count; measured in bench_linear_ce.py).
-CHUNK_ELEMENTS = 1 << 23
+CHUNK_ELEMENTS = 1 << 24
 MIN_CHUNK_ROWS = 16
 
 

@@ -214,8 +214,8 @@ def linear_nll_loss_and_gradient(A, W, b, y, *, sample_weight=None, class_weight
     computed block by block of `chunk` rows: a block's logits by one gemm,
     the fused loss and gradient in place, then its share of the three
     gradients by two more gemms.  The (n, m) logits and their gradient are
-    never held: the workspace is one block (about 32 MiB of float32 or
-    64 MiB of float64 by default), where the unfused computation holds two
+    never held: the workspace is one block (at most 64 MiB of float32 or
+    128 MiB of float64 by default), where the unfused computation holds two
     (n, m) arrays (4096 rows of 128,000 float32 logits are 2 GiB each).
 
     Parameters
@@ -236,9 +236,10 @@ def linear_nll_loss_and_gradient(A, W, b, y, *, sample_weight=None, class_weight
         As in `nll_loss` (PyTorch ``cross_entropy``'s definitions).
     chunk : int, optional
         Rows per block.  Default: as many as keep a block of logits at most
-        2**23 entries (32 MiB float32, 64 MiB float64), at least 16, and at
-        most ``n_samples``.  Larger blocks make the gemms a little more
-        efficient at small class counts; smaller ones save memory.
+        2**24 entries (64 MiB float32, 128 MiB float64), at least 16, and at
+        most ``n_samples``.  Larger blocks make the matrix products more
+        efficient (each block is a pass over W and dW); smaller ones save
+        memory.
 
     Returns
     -------
