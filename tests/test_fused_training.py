@@ -149,6 +149,7 @@ def test_classifier_takes_the_fused_layer_past_the_budget(monkeypatch, dtype):
     plain = cysoftmax.Classifier(**kw).fit(X, y)
     assert plain._trainer_cache.output_chunk == 0
     monkeypatch.setattr(_engine, "CHUNK_ELEMENTS", 30 * 16)     # 16 rows of 30 logits
+    monkeypatch.setattr(_engine, "MIN_CHUNK_ROWS", 1)
     fused = cysoftmax.Classifier(**kw).fit(X, y)
     assert fused._trainer_cache.output_chunk == 16
     for a, b in zip(fused.coefs_ + fused.intercepts_, plain.coefs_ + plain.intercepts_):

@@ -49,7 +49,8 @@ inf, nan = np.inf, np.nan
 DTYPES = [np.float32, np.float64]
 REDUCTIONS = ["mean", "sum", "none"]
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
-CHUNK_ELEMENTS = 2 ** 24      # the documented default block: at most 2**24 logits
+CHUNK_ELEMENTS = 2 ** 24      # the documented default block: at most 2**24 logits,
+MIN_ROWS = 128                # and at least 128 rows
 IGNORES = [None, "inside", -100]
 SMOOTHINGS = [0.0, 0.3, 1.0]
 
@@ -283,10 +284,10 @@ def test_the_chunk_does_not_change_the_result_beyond_rounding(reduction, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_default_blocks_smaller_than_n_match_the_formulas(reduction, dtype):
-    """m so large that the default block (2**24 // m rows, at least 16) holds
-    fewer rows than n: two blocks 16 + 5.  A row-by-row float64 reference
-    (never n x m)."""
-    n, d, m = 21, 3, 2 ** 20
+    """m so large that the default block (2**24 // m = 64 rows, at least 128)
+    holds fewer rows than n: two blocks 128 + 12.  A row-by-row float64
+    reference (never n x m)."""
+    n, d, m = 140, 3, 2 ** 18
     rng = np.random.default_rng(seed_of("big-m", reduction, dtype))
     A = rng.standard_normal((n, d)).astype(dtype)
     W = rng.standard_normal((d, m)).astype(dtype)
@@ -295,7 +296,7 @@ def test_default_blocks_smaller_than_n_match_the_formulas(reduction, dtype):
     w = rng.random(n) + 0.5
     loss, dA, dW, db = call_both(A, W, b, y, reduction, sample_weight=w)
     rows, nbytes = cysoftmax._engine.last_linear_workspace()
-    assert rows == 16
+    assert rows == MIN_ROWS == 128
 
     A64, W64, b64 = A.astype(np.float64), W.astype(np.float64), b.astype(np.float64)
     factor = w / w.sum() if reduction == "mean" else w
@@ -619,7 +620,7 @@ def traced_peak(fn):
 def test_large_m_allocates_the_outputs_and_a_bounded_block():
     """n = 512, m = 200_000 float32: n x m would be 400 MB.  The traced
     (Python-visible) peak is about the outputs; the compiled block is
-    2**24 // m = 83 rows of logits plus m doubles.  Rows of the result at the
+    max(128, 2**24 // m = 83) = 128 rows of logits plus m doubles.  Rows of the result at the
     block boundaries against a row-wise float64 reference."""
     n, d, m = 512, 8, 200_000
     rng = np.random.default_rng(7)
@@ -634,11 +635,11 @@ def test_large_m_allocates_the_outputs_and_a_bounded_block():
     assert peak <= 1.1 * outputs + (1 << 20), (peak, outputs)
     assert peak < n * m * 4 // 50
     rows, nbytes = cysoftmax._engine.last_linear_workspace()
-    assert rows == CHUNK_ELEMENTS // m == 83 and rows < n
+    assert rows == MIN_ROWS and rows < n
     assert nbytes == rows * m * 4 + 8 * m
-    # rows around the block boundaries (82 | 83, 165 | 166) and the last
+    # rows around the block boundaries (127 | 128, 255 | 256) and the last
     A64, W64, b64 = A.astype(np.float64), W.astype(np.float64), b.astype(np.float64)
-    for i in [0, 82, 83, 165, 166, n - 1]:
+    for i in [0, 127, 128, 255, 256, n - 1]:
         z = A64[i] @ W64 + b64
         r = z.max()
         e = np.exp(z - r)
@@ -654,14 +655,14 @@ def test_large_m_allocates_the_outputs_and_a_bounded_block():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_workspace_follows_the_chunk(dtype):
     rng = np.random.default_rng(8)
-    n, d, m = 90, 2, 200_000
+    n, d, m = 150, 2, 200_000
     A = rng.standard_normal((n, d)).astype(dtype)
     W = rng.standard_normal((d, m)).astype(dtype)
     b = np.zeros(m, dtype=dtype)
     y = rng.integers(0, m, n)
     item = np.dtype(dtype).itemsize
     linear_nll_loss_and_gradient(A, W, b, y)
-    assert cysoftmax._engine.last_linear_workspace() == (83, 83 * m * item + 8 * m)
+    assert cysoftmax._engine.last_linear_workspace() == (MIN_ROWS, MIN_ROWS * m * item + 8 * m)
     linear_nll_loss_and_gradient(A, W, b, y, chunk=5)
     assert cysoftmax._engine.last_linear_workspace() == (5, 5 * m * item + 8 * m)
 
@@ -683,15 +684,15 @@ def test_explicit_chunks_and_what_the_block_holds():
 
 
 def test_default_block_is_at_least_16_rows():
-    """m = 2**21: 2**24 // m = 8 rows would fit, but the block holds at least 16."""
+    """m = 2**18: 2**24 // m = 64 rows would fit, but the block holds at least 128."""
     rng = np.random.default_rng(9)
-    n, d, m = 20, 1, 2 ** 21
+    n, d, m = 130, 1, 2 ** 18
     A = rng.standard_normal((n, d), dtype=np.float32)
     W = rng.standard_normal((d, m), dtype=np.float32)
     b = np.zeros(m, dtype=np.float32)
     y = rng.integers(0, m, n)
     linear_nll_loss_and_gradient(A, W, b, y)
-    assert cysoftmax._engine.last_linear_workspace() == (16, 16 * m * 4 + 8 * m)
+    assert cysoftmax._engine.last_linear_workspace() == (128, 128 * m * 4 + 8 * m)
 
 
 def test_small_problem_default_block_is_within_the_rule():
@@ -701,7 +702,7 @@ def test_small_problem_default_block_is_within_the_rule():
     A, W, b, y, _ = make_case(rng, np.float64, 50, 3, 10)
     linear_nll_loss_and_gradient(A, W, b, y)
     rows, nbytes = cysoftmax._engine.last_linear_workspace()
-    assert min(50, 16) <= rows <= CHUNK_ELEMENTS // 10
+    assert min(50, MIN_ROWS) <= rows <= CHUNK_ELEMENTS // 10
     assert nbytes == rows * 10 * 8 + 8 * 10
 
 
