@@ -573,9 +573,9 @@ def tables(records, md, contenders=None):
                                 ("MISSED" if m >= 128_000 else "missed (issue: m = 128,000)")])
             lw = f.get("last_linear_workspace")
             if lw:
-                rows_rule = min(n, max(MIN_ROWS, CHUNK_ELEMENTS // m))
+                rows_rule = min(n, max(MIN_ROWS, CHUNK_ELEMENTS // m // 32 * 32))
                 good = lw[0] == rows_rule and lw[1] == lw[0] * m * isz + 8 * m
-                targets.append(["default block: min(n, max(128, 2^24 // m)) rows, "
+                targets.append(["default block: min(n, max(128, 2^24 // m, to 32s)) rows, "
                                 "bytes = rows*m*itemsize + 8m", where,
                                 f"{lw[0]} rows, {lw[1]} B", "met" if good else "MISSED"])
             if f.get("out_dtypes") and f["out_dtypes"] != [dtype]:

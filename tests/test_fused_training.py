@@ -102,7 +102,8 @@ def test_fused_gradient_matches_numpy_backprop(hidden):
 def test_automatic_rule_and_the_logits_buffer_it_saves():
     m, n_in = 90_000, 2
     rows = _engine.output_chunk_rows(1000, m)
-    assert rows == max(16, _engine.CHUNK_ELEMENTS // m) < 1000
+    # the documented rule: 2**24 // m rounded down to a multiple of 32, >= 128
+    assert rows == max(128, 2**24 // m // 32 * 32) == 160 < 1000
     coefs, ints = _net([n_in, m], np.float32)
     tracemalloc.start()
     try:
@@ -148,11 +149,24 @@ def test_classifier_takes_the_fused_layer_past_the_budget(monkeypatch, dtype):
     kw = dict(hidden_layer_sizes=(16,), max_iter=3, batch_size=50, random_state=0)
     plain = cysoftmax.Classifier(**kw).fit(X, y)
     assert plain._trainer_cache.output_chunk == 0
-    monkeypatch.setattr(_engine, "CHUNK_ELEMENTS", 30 * 16)     # 16 rows of 30 logits
+    monkeypatch.setattr(_engine, "CHUNK_ELEMENTS", 30 * 32)     # 32 rows of 30 logits
     monkeypatch.setattr(_engine, "MIN_CHUNK_ROWS", 1)
     fused = cysoftmax.Classifier(**kw).fit(X, y)
-    assert fused._trainer_cache.output_chunk == 16
+    assert fused._trainer_cache.output_chunk == 32
     for a, b in zip(fused.coefs_ + fused.intercepts_, plain.coefs_ + plain.intercepts_):
         assert_allclose(a, b, **_tol(dtype))
     assert_allclose(fused.loss_curve_, plain.loss_curve_, **_tol(dtype))
     assert_allclose(fused.predict_proba(X), plain.predict_proba(X), **_tol(dtype))
+
+
+def test_automatic_rule_keeps_the_unfused_step_where_the_logits_are_not_the_largest_buffer():
+    """Past the block budget, but batch <= (1 + optimizer states) x fan_in:
+    the output layer's gradient and state outweigh the logits, and the
+    unfused (faster) step stays; with fewer states the same batch fuses."""
+    m, fan_in, batch = 200_000, 100, 250
+    assert _engine.output_chunk_rows(batch, m) < batch           # past the budget
+    coefs, ints = _net([fan_in, m], np.float32)
+    adam = _engine.Trainer(coefs, ints, batch, "relu", "adam", 0.0)        # 250 <= 300
+    sgd = _engine.Trainer(coefs, ints, batch, "relu", "sgd", 0.0, momentum=0.0)  # 250 > 100
+    assert adam.output_chunk == 0
+    assert sgd.output_chunk == _engine.output_chunk_rows(batch, m) == 128

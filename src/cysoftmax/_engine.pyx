@@ -65,7 +65,7 @@ OUTPUTS = {"logits": OUTPUT_LOGITS, "proba": OUTPUT_PROBA, "log_proba": OUTPUT_L
 
 # The fused output layer's default block: as many rows as keep the block of
 # logits at most CHUNK_ELEMENTS entries (64 MiB float32, 128 MiB float64),
-# and at least MIN_CHUNK_ROWS rows.  Every block is one pass of BLAS over W
+# a multiple of 32, and at least MIN_CHUNK_ROWS rows.  Every block is one pass of BLAS over W
 # (twice) and dW, so the products lose efficiency as blocks shrink: against
 # the unfused path at 4096 x 512 x 32,000 float32, 2 threads, blocks of 64 /
 # 128 / 256 / 512 rows took 1.53 / 1.21 / 1.06 / 1.05x its time (1 thread:
@@ -76,8 +76,10 @@ MIN_CHUNK_ROWS = 128
 
 
 def output_chunk_rows(Py_ssize_t n, Py_ssize_t m):
-    """Rows per block of the fused output layer for n rows of m logits."""
-    return max(1, min(n, max(MIN_CHUNK_ROWS, CHUNK_ELEMENTS // max(m, 1))))
+    """Rows per block of the fused output layer for n rows of m logits: the
+    budget's rows rounded down to a multiple of 32 (BLAS works in tiles of
+    rows), at least MIN_CHUNK_ROWS, at most n."""
+    return max(1, min(n, max(MIN_CHUNK_ROWS, CHUNK_ELEMENTS // max(m, 1) // 32 * 32)))
 
 
 cdef enum:
@@ -489,8 +491,10 @@ cdef class Trainer:
         Rows per block of the fused output layer (`_output.linear_nll`:
         the output layer's logits, loss and gradients block by block, as
         `cysoftmax.linear_nll_loss_and_gradient`).  None: fused when a whole
-        batch's logits would pass ``CHUNK_ELEMENTS`` entries, with the
-        blocks `output_chunk_rows` gives; 0: never; k >= max_batch: never.
+        batch's logits would pass ``CHUNK_ELEMENTS`` entries and outnumber
+        the output layer's gradient and optimizer state (``max_batch >
+        (1 + states) * fan_in``), with the blocks `output_chunk_rows` gives;
+        0: never; k >= max_batch: never.
 
     Notes
     -----
@@ -557,10 +561,20 @@ cdef class Trainer:
 
         cdef Py_ssize_t L = len(coefs), l
         cdef Py_ssize_t m = coefs[L - 1].shape[1]
-        # the fused output layer when a batch's logits would pass the block
-        # budget (or as asked): its logits then take `output_chunk` rows
+        # the fused output layer (or as asked): its logits then take
+        # `output_chunk` rows.  Automatic: when a batch's logits would pass
+        # the block budget *and* be the trainer's largest buffer, larger than
+        # the output layer's gradient and optimizer state (n_in x m each).
+        # Below that the fused step costs time for little memory: at batch
+        # 200, 784-128-m, Adam, float32, it took 1.08-1.09x the unfused
+        # step's time and saved 7-12% of the trainer's buffers
+        # (benchmarks/bench_fused_training.py, m = 100,000 and 200,000).
         if output_chunk is None:
+            n_states = 2 if self.opt.solver == SOLVER_ADAM else (
+                1 if self.opt.solver == SOLVER_MOMENTUM else 0)
             output_chunk = output_chunk_rows(max_batch, m)
+            if max_batch <= (1 + n_states) * coefs[L - 1].shape[0]:
+                output_chunk = 0
         elif isinstance(output_chunk, bool) or not isinstance(output_chunk, int) \
                 or output_chunk < 0:
             raise ValueError(f"output_chunk must be None or an int >= 0; got {output_chunk!r}")

@@ -236,7 +236,8 @@ def linear_nll_loss_and_gradient(A, W, b, y, *, sample_weight=None, class_weight
         As in `nll_loss` (PyTorch ``cross_entropy``'s definitions).
     chunk : int, optional
         Rows per block.  Default: as many as keep a block of logits at most
-        2**24 entries (64 MiB float32, 128 MiB float64), at least 128 (fewer
+        2**24 entries (64 MiB float32, 128 MiB float64), rounded down to a
+        multiple of 32, at least 128 (fewer
         make the products slow: 64 rows took 1.5x the unfused time), and at
         most ``n_samples``.  Larger blocks make the matrix products more
         efficient (each block is a pass over W and dW); smaller ones save
@@ -262,6 +263,11 @@ def linear_nll_loss_and_gradient(A, W, b, y, *, sample_weight=None, class_weight
     products (a block's logits are the same gemm) and in dW being summed
     block by block.  The matrix products run in BLAS (its threads); the
     loss kernel between them.
+
+    A row that is skipped (sample weight 0, or an ignored label) adds 0 to
+    the loss, dA and db.  dW is the product ``A^T G``: a NaN or inf in such
+    a row of A still reaches dW through ``0 * NaN``, as it does in PyTorch's
+    ``linear`` + ``cross_entropy``.
 
     Examples
     --------
