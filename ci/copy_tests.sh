@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Copy what the test suite reads into DEST, away from the checkout: the
 # tests, their pytest settings (pyproject.toml), README.md, the examples they
-# run, docs/ sources, tools/, and the package's sources (the architecture
+# run, docs/ sources, tools/, benchmarks/ (whose scripts tests run), and the
+# package's sources (the architecture
 # tests read the .pyx/.pxd files, which are not installed).  The package the
 # tests import is the installed one: DEST/src is not on sys.path.
 #   ci/copy_tests.sh DEST
@@ -10,7 +11,7 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 dest="$1"
 mkdir -p "$dest"
 cp "$repo/pyproject.toml" "$repo/README.md" "$dest/"
-for d in tests examples tools docs src; do
+for d in tests examples tools docs src benchmarks; do
   cp -a "$repo/$d" "$dest/"
 done
 # not the build products of the checkout (an editable build, a docs build)
