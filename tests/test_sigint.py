@@ -59,8 +59,11 @@ if mode == "memmap":
     np.save(path, X)
     X = np.load(path, mmap_mode="r")
     assert isinstance(X, np.memmap)
-kw = dict(hidden_layer_sizes=(64,), max_iter=max_iter, n_iter_no_change=10**6, tol=0.0,
-          random_state=0)
+# partial_fit's interrupted call is one epoch: a wider layer makes it long
+# enough (about 0.1 s) for the signal to land inside it (with 64 units the
+# epoch took 0.02 s, and the signal sometimes came after it)
+kw = dict(hidden_layer_sizes=(256,) if mode == "partial_fit" else (64,), max_iter=max_iter,
+          n_iter_no_change=10**6, tol=0.0, random_state=0)
 clf = Classifier(verbose=True, **kw)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -216,9 +219,13 @@ def test_sigint_during_partial_fit_finishes_its_epoch(tmp_path):
         child.wait_for("CALL", STARTUP_TIMEOUT)
         child.wait_for("EPOCH START", STARTUP_TIMEOUT)      # the long call's epoch begins
         # the warm-up call had a tenth of the rows: its time is about a tenth
-        # of the long call's (less, as it included setting the trainer up)
+        # of the long call's (less, as it included setting the trainer up).
+        # A quarter of it into the long epoch (as the fit test): the whole
+        # epoch can take as little as 0.02 s, and a signal after the marker
+        # is inside the deferral either way (it failed once sleeping 0.02 s:
+        # the epoch had ended)
         warm_s = float(line.rsplit(", ", 1)[1].split()[0])
-        time.sleep(min(max(warm_s, 0.02), 0.1))
+        time.sleep(min(0.25 * warm_s, 0.1))
         child.proc.send_signal(signal.SIGINT)
         t_sig = time.perf_counter()
         t_back, _ = child.wait_for("RETURNED", HARD_TIMEOUT)
