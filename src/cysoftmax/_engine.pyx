@@ -1001,12 +1001,16 @@ def linear_nll_rows(A, W, bint w_trans, b, y, q, cw, w, Py_ssize_t ignore, doubl
     o.smoothing = smoothing
     o.plain = plain
     o.gmul = gmul
-    cdef void *work = malloc(wbytes + bbytes)
-    if work == NULL:
+    # two allocations: the sums of doubles must not follow an odd number of
+    # floats (a misaligned double, which UBSan caught)
+    cdef void *work = malloc(wbytes)
+    cdef double *bacc = <double *>malloc(bbytes) if bbytes else NULL
+    if work == NULL or (bbytes and bacc == NULL):
+        free(work)
+        free(bacc)
         raise MemoryError(f"the fused output layer's workspace ({c} rows of {m} logits, "
                           f"{(wbytes + bbytes) / 2**20:.1f} MiB); pass a smaller chunk")
     _last_workspace = (c, wbytes + bbytes)
-    cdef double *bacc = <double *>(<char *>work + wbytes) if bbytes else NULL
     cdef void *pA = _ptr(A)
     cdef void *pW = _ptr(W)
     cdef void *pb = _ptr(b) if b is not None else NULL
@@ -1031,4 +1035,5 @@ def linear_nll_rows(A, W, bint w_trans, b, y, q, cw, w, Py_ssize_t ignore, doubl
                                    <double *>pdb)
     finally:
         free(work)
+        free(bacc)
     return total
