@@ -160,20 +160,25 @@ def environment_lines(modules=()):
     return lines
 
 
-def parse_shapes(text):
-    """Parse "128x10,60000x10" into [(128, 10), (60000, 10)]."""
+def parse_shapes(text, ndim=2):
+    """Parse "128x10,60000x10" into [(128, 10), (60000, 10)]; `ndim` sizes per
+    shape (bench_linear_ce's cases are NxDxM: ndim=3)."""
+    example = {2: "4096x1000", 3: "4096x512x32000"}.get(ndim, "x".join(["8"] * ndim))
     shapes = []
     for part in text.split(","):
         part = part.strip().lower()
         if not part:
             continue
         try:
-            n, m = (int(v) for v in part.split("x"))
+            shape = tuple(int(v) for v in part.split("x"))
         except ValueError:
-            raise ValueError(f"bad shape {part!r}; expected ROWSxCOLS, e.g. 4096x1000") from None
-        if n < 1 or m < 1:
+            shape = ()
+        if len(shape) != ndim:
+            raise ValueError(f"bad shape {part!r}; expected {ndim} sizes joined by x, "
+                             f"e.g. {example}")
+        if min(shape) < 1:
             raise ValueError(f"bad shape {part!r}; sizes must be positive")
-        shapes.append((n, m))
+        shapes.append(shape)
     if not shapes:
         raise ValueError("no shapes given")
     return shapes

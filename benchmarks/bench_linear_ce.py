@@ -85,7 +85,7 @@ import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import environment_lines, format_table  # noqa: E402
+from _common import environment_lines, format_table, parse_shapes  # noqa: E402
 
 DEFAULT_SHAPES = "4096x512x32000,4096x1024x32000,4096x512x128000,4096x1024x128000"
 QUICK_SHAPES = "512x64x4000"
@@ -377,25 +377,6 @@ def build_id():
 # ---------------------------------------------------------------- parent side
 
 
-def parse_cases(text):
-    """'4096x512x32000,512x64x4000' -> [(4096, 512, 32000), (512, 64, 4000)]."""
-    out = []
-    for part in text.split(","):
-        part = part.strip().lower()
-        if not part:
-            continue
-        try:
-            n, d, m = (int(v) for v in part.split("x"))
-        except ValueError:
-            raise ValueError(f"bad shape {part!r}; expected NxDxM, e.g. 4096x512x32000") from None
-        if min(n, d, m) < 1:
-            raise ValueError(f"bad shape {part!r}; sizes must be positive")
-        out.append((n, d, m))
-    if not out:
-        raise ValueError("no shapes given")
-    return out
-
-
 def parse_list(text, allowed, what):
     vals = [v.strip() for v in text.split(",") if v.strip()]
     bad = [v for v in vals if v not in allowed]
@@ -667,7 +648,7 @@ def main(argv=None):
                    .split(",") if t.strip()]
         if not threads or min(threads) < 1:
             raise ValueError("--threads: positive integers")
-        shapes = parse_cases(args.shapes or (QUICK_SHAPES if args.quick else DEFAULT_SHAPES))
+        shapes = parse_shapes(args.shapes or (QUICK_SHAPES if args.quick else DEFAULT_SHAPES), 3)
     except ValueError as exc:
         p.error(str(exc))
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 2)

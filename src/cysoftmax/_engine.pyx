@@ -984,8 +984,7 @@ def linear_nll_rows(A, W, bint w_trans, b, y, q, cw, w, Py_ssize_t ignore, doubl
     in a C int (checked by the caller).
     """
     global _last_workspace
-    cdef Py_ssize_t n = A.shape[0], d = A.shape[1], m = b.shape[0] if b is not None else (
-        W.shape[1])
+    cdef Py_ssize_t n = A.shape[0], d = A.shape[1], m = W.shape[1]
     cdef Py_ssize_t c = min(chunk, n)
     cdef bint grad = dW is not None
     cdef Py_ssize_t item = A.dtype.itemsize
