@@ -109,17 +109,18 @@ cdef inline int densify_run(const Source *src, const floating *x, Py_ssize_t sta
 cdef inline double gather_targets(const Py_ssize_t *y, const double *w,
                                   const Py_ssize_t *order, Py_ssize_t nb,
                                   Py_ssize_t *yb, double *wb) noexcept nogil:
-    """Labels (and weights, when w is not NULL) of rows order[0..nb) into yb
-    (and wb); returns their sum of weights (nb without weights)."""
+    """Labels (when y is not NULL) and weights (when w is not NULL) of rows
+    order[0..nb) into yb and wb; returns their sum of weights (nb without
+    weights)."""
     cdef Py_ssize_t k, r
     cdef double sw = 0.0
-    if w == NULL:
+    if y != NULL:
         for k in range(nb):
             yb[k] = y[order[k]]
+    if w == NULL:
         return <double>nb
     for k in range(nb):
         r = order[k]
-        yb[k] = y[r]
         wb[k] = w[r]
         sw += w[r]
     return sw

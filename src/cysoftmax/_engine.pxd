@@ -21,7 +21,15 @@ cdef class Trainer:
     cdef object _xbuf, _ybuf, _wbuf      # the gathered batch
     cdef object _bacc                    # fused output layer: bias-gradient sums
     cdef readonly Py_ssize_t output_chunk  # 0, or rows per block of the fused output layer
+    cdef readonly tuple dropout          # per hidden layer, as rounded (multiples of 2^-16)
+    cdef readonly double label_smoothing
+    cdef readonly str out_activation     # "softmax" or "logistic"
+    cdef list _Z                         # per hidden layer: z (gelu/silu) or undropped f(z), or None
+    cdef object _tbuf                    # logistic output: the gathered batch's targets
+    cdef Py_ssize_t _first_batch         # run_epoch's first_batch, for _train
 
     cdef _set_pointers(self)
     cdef double _checked_rate(self, lr) except? -1
-    cdef _train(self, X, y, sample_weight, order, Py_ssize_t batch_size, lr)
+    cdef _train(self, X, y, sample_weight, order, Py_ssize_t batch_size, lr, schedule,
+                seed)
+    cdef _targets(self, y, Py_ssize_t n)

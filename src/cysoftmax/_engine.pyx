@@ -32,13 +32,36 @@ a batch is that of ``_backprop``: the weighted mean NLL of the batch plus
 """
 from cython cimport floating
 from libc.math cimport isfinite
+from libc.stdint cimport uint64_t, uint32_t
 from libc.stdlib cimport calloc, malloc, free
+from libc.string cimport memcpy
 
-from ._kernels cimport cs_nll_f, cs_nll_d, cs_softmax_f, cs_softmax_d, cs_log_softmax_f, cs_log_softmax_d
+from ._kernels cimport (cs_nll_f, cs_nll_d, cs_nll_opts_f, cs_nll_opts_d, cs_softmax_f,
+                       cs_softmax_d, cs_log_softmax_f, cs_log_softmax_d)
+# TEMP-BCE: stand-ins until the BCE kernels land
+cdef extern from *:
+    """
+    #include <stddef.h>
+    static double cs_bce_f(const float *z, ptrdiff_t ldz, const float *t, ptrdiff_t ldt, const double *w, double gmul, float *loss, float *grad, ptrdiff_t ldg, ptrdiff_t n, ptrdiff_t m) { return 0; }
+    static double cs_bce_d(const double *z, ptrdiff_t ldz, const double *t, ptrdiff_t ldt, const double *w, double gmul, double *loss, double *grad, ptrdiff_t ldg, ptrdiff_t n, ptrdiff_t m) { return 0; }
+    static void cs_sigmoid_f(const float *z, ptrdiff_t ldz, float *o, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m) {}
+    static void cs_sigmoid_d(const double *z, ptrdiff_t ldz, double *o, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m) {}
+    static void cs_log_sigmoid_f(const float *z, ptrdiff_t ldz, float *o, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m) {}
+    static void cs_log_sigmoid_d(const double *z, ptrdiff_t ldz, double *o, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m) {}
+    """
+    double cs_bce_f(const float *z, Py_ssize_t ldz, const float *t, Py_ssize_t ldt, const double *w, double gmul, float *loss, float *grad, Py_ssize_t ldg, Py_ssize_t n, Py_ssize_t m) noexcept nogil
+    double cs_bce_d(const double *z, Py_ssize_t ldz, const double *t, Py_ssize_t ldt, const double *w, double gmul, double *loss, double *grad, Py_ssize_t ldg, Py_ssize_t n, Py_ssize_t m) noexcept nogil
+    void cs_sigmoid_f(const float *z, Py_ssize_t ldz, float *o, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m) noexcept nogil
+    void cs_sigmoid_d(const double *z, Py_ssize_t ldz, double *o, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m) noexcept nogil
+    void cs_log_sigmoid_f(const float *z, Py_ssize_t ldz, float *o, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m) noexcept nogil
+    void cs_log_sigmoid_d(const double *z, Py_ssize_t ldz, double *o, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m) noexcept nogil
 from ._blas cimport gemm
 from ._layers cimport (Layer, Net, ACT_IDENTITY, ACT_LOGISTIC, ACT_TANH, ACT_RELU,
-                       colsum, sqnorm, forward, layer_input, delta_below, act_derivative)
+                       ACT_LEAKY_RELU, ACT_GELU, ACT_SILU, OUT_SOFTMAX, OUT_LOGISTIC,
+                       colsum, sqnorm, forward, layer_input, delta_below, below_derivative,
+                       dropout, drop_stream)
 from ._optim cimport (Optimizer, SOLVER_NONE, SOLVER_SGD, SOLVER_MOMENTUM, SOLVER_ADAM,
+                      Schedule, SCHEDULE_EPOCH, SCHEDULE_COSINE, cosine_rate,
                       sgd_update, begin_step, update_param)
 from ._batches cimport (Source, STATUS_OK, STATUS_BAD_INDEX, STATUS_BAD_CSR,
                         gather_rows, densify_run, gather_targets, check_order)
@@ -46,14 +69,22 @@ from ._output cimport NLLArgs, linear_nll
 
 import numpy as np
 
-from ._validation import check_choice, check_labels, check_network, check_sample_weight
+from ._validation import (check_choice, check_dropout, check_labels, check_network,
+                          check_sample_weight)
 
 __all__ = ["Trainer", "forward_into", "linear_nll_rows", "last_linear_workspace",
-           "output_chunk_rows", "ACTIVATIONS", "SOLVERS", "OUTPUTS", "CHUNK_ELEMENTS"]
+           "output_chunk_rows", "scheduled_rate", "dropout_mask", "ACTIVATIONS",
+           "OUT_ACTIVATIONS", "SOLVERS", "OUTPUTS", "CHUNK_ELEMENTS"]
 
 # The one activation table: every name the package accepts, and its code.
 ACTIVATIONS = {"identity": ACT_IDENTITY, "logistic": ACT_LOGISTIC,
-               "tanh": ACT_TANH, "relu": ACT_RELU}
+               "tanh": ACT_TANH, "relu": ACT_RELU, "leaky_relu": ACT_LEAKY_RELU,
+               "gelu": ACT_GELU, "silu": ACT_SILU}
+# activations whose derivative needs the pre-activation z (kept per layer)
+_NEEDS_Z = frozenset({"gelu", "silu"})
+# the output layer: softmax + cross-entropy, or independent sigmoids +
+# binary cross-entropy (multilabel), named as MLPClassifier's out_activation_
+OUT_ACTIVATIONS = {"softmax": OUT_SOFTMAX, "logistic": OUT_LOGISTIC}
 SOLVERS = (None, "sgd", "adam")
 
 cdef enum Output:
@@ -96,9 +127,12 @@ _BAD_CSR = ("X is a malformed CSR matrix: its indptr or column indices are out o
 # --------------------------------------------------------------------------
 
 cdef double _forward_loss(const Net *net, const floating *x0, Py_ssize_t ldx, Py_ssize_t nb,
-                          const Py_ssize_t *y, const double *w, double sw) noexcept nogil:
+                          const Py_ssize_t *y, const floating *t, const double *w,
+                          double sw) noexcept nogil:
     """Forward pass, then the logits turned, in place, into the output delta
-    w_i / sw (p_i - onehot(y_i)).  Returns sum_i w_i C_i.
+    w_i / sw (p_i - a_i), with a_i onehot(y_i) (label-smoothed with
+    net.smoothing), or the targets t_i (nb x m) of a logistic output.
+    Returns sum_i w_i C_i.
 
     With net.out_chunk (the fused output layer), the output layer runs block
     by block instead, and its whole backward step with it: its gradients
@@ -110,14 +144,26 @@ cdef double _forward_loss(const Net *net, const floating *x0, Py_ssize_t ldx, Py
     cdef floating *d_below
     cdef NLLArgs o
     cdef double total
+    cdef Py_ssize_t m = out.n_out
+    cdef floating *z = <floating *>out.A
     if net.out_chunk == 0:
         forward(net, x0, ldx, nb, L)
+        if net.out_act == OUT_LOGISTIC:
+            if floating is float:
+                return cs_bce_f(z, m, t, m, w, 1.0 / sw, NULL, z, m, nb, m)
+            else:
+                return cs_bce_d(z, m, t, m, w, 1.0 / sw, NULL, z, m, nb, m)
+        if net.smoothing != 0:
+            if floating is float:
+                return cs_nll_opts_f(z, m, y, NULL, 0, NULL, w, -1, net.smoothing, 1.0 / sw,
+                                     NULL, z, m, nb, m)
+            else:
+                return cs_nll_opts_d(z, m, y, NULL, 0, NULL, w, -1, net.smoothing, 1.0 / sw,
+                                     NULL, z, m, nb, m)
         if floating is float:
-            return cs_nll_f(<const float *>out.A, out.n_out, y, w, 1.0 / sw, NULL,
-                            <float *>out.A, out.n_out, nb, out.n_out)
+            return cs_nll_f(z, m, y, w, 1.0 / sw, NULL, z, m, nb, m)
         else:
-            return cs_nll_d(<const double *>out.A, out.n_out, y, w, 1.0 / sw, NULL,
-                            <double *>out.A, out.n_out, nb, out.n_out)
+            return cs_nll_d(z, m, y, w, 1.0 / sw, NULL, z, m, nb, m)
     forward(net, x0, ldx, nb, L - 1)
     a_prev = layer_input(net, L - 1, x0, ldx, &lda)
     d_below = <floating *>net.layers[L - 2].D if L > 1 else NULL
@@ -127,28 +173,27 @@ cdef double _forward_loss(const Net *net, const floating *x0, Py_ssize_t ldx, Py
     o.cw = NULL
     o.w = w
     o.ignore = -1
-    o.smoothing = 0.0
-    o.plain = True
+    o.smoothing = net.smoothing
+    o.plain = net.smoothing == 0
     o.gmul = 1.0 / sw
     total = linear_nll(a_prev, lda, <const floating *>out.W, out.n_out, False,
                        <const floating *>out.b, nb, out.n_in, out.n_out, &o, net.out_chunk,
                        <floating *>out.A, net.bacc, <floating *>NULL, True, d_below, out.n_in,
                        <floating *>out.gW, <floating *>out.gb)
     if L > 1:
-        act_derivative(d_below, <const floating *>net.layers[L - 2].A, nb * out.n_in,
-                       net.activation)
+        below_derivative(net, L - 2, nb, d_below)
     return total
 
 
 cdef double _batch_gradient(const Net *net, const floating *x0, Py_ssize_t ldx,
-                            Py_ssize_t nb, const Py_ssize_t *y, const double *w,
-                            double sw, double alpha) noexcept nogil:
+                            Py_ssize_t nb, const Py_ssize_t *y, const floating *t,
+                            const double *w, double sw, double alpha) noexcept nogil:
     """Loss and gradients of one batch into layers[l].gW / .gb, no update.
 
     Returns sum_i w_i C_i.  The gradient is that of the batch's weighted mean
     NLL + alpha/(2 sw) sum ||W||^2 (sw = sum of the batch's weights, or nb).
     """
-    cdef double total = _forward_loss(net, x0, ldx, nb, y, w, sw)
+    cdef double total = _forward_loss(net, x0, ldx, nb, y, t, w, sw)
     cdef double l2 = alpha / sw
     cdef floating fl2 = <floating>l2
     cdef Py_ssize_t l, i, lda
@@ -176,7 +221,7 @@ cdef double _batch_gradient(const Net *net, const floating *x0, Py_ssize_t ldx,
 
 cdef double _batch_update(const Net *net, Optimizer *opt, const floating *x0,
                           Py_ssize_t ldx, Py_ssize_t nb, const Py_ssize_t *y,
-                          const double *w, double sw, double alpha,
+                          const floating *t, const double *w, double sw, double alpha,
                           double lr) noexcept nogil:
     """Loss, gradients and the optimizer update of one batch.
 
@@ -184,7 +229,7 @@ cdef double _batch_update(const Net *net, Optimizer *opt, const floating *x0,
     D_{l-1} = D_l W_l^T has used it, which is the same as computing every
     gradient first.  Returns sum_i w_i C_i (before the update).
     """
-    cdef double total = _forward_loss(net, x0, ldx, nb, y, w, sw)
+    cdef double total = _forward_loss(net, x0, ldx, nb, y, t, w, sw)
     cdef double l2 = alpha / sw
     cdef double lr_t = begin_step(opt, lr)
     cdef Py_ssize_t l, lda
@@ -240,7 +285,12 @@ cdef struct Job:
     Net *net
     Optimizer *opt
     const Source *src            # the rows of X (epoch, gradient, forward)
-    const Py_ssize_t *y          # labels of X's rows (epoch, gradient)
+    const Py_ssize_t *y          # labels of X's rows (epoch, gradient), or NULL ...
+    const void *t                # ... the (n, m) targets of a logistic output
+    void *tb                     # epoch: the batch's targets (logistic output)
+    Schedule sched               # epoch: the learning rate of each batch
+    Py_ssize_t first_batch       # epoch: the number of its first batch in the epoch
+    uint64_t drop_key            # epoch: the seed of its dropout masks
     const double *w              # their weights, or NULL
     const Py_ssize_t *order      # epoch: row indices, batch after batch
     Py_ssize_t n_order, batch
@@ -265,21 +315,34 @@ cdef double _epoch(Job *job, floating *xb) noexcept nogil:
     stops the epoch with job.status = STATUS_BAD_CSR.
     """
     cdef const Source *src = job.src
-    cdef Py_ssize_t start = 0, nb
+    cdef Py_ssize_t start = 0, nb, k = job.first_batch, i
+    cdef Py_ssize_t m = job.net.layers[job.net.n_layers - 1].n_out
     cdef const Py_ssize_t *rows
-    cdef double total = 0.0, sw
+    cdef const floating *t = <const floating *>job.t
+    cdef floating *tb = <floating *>job.tb
+    cdef double total = 0.0, sw, lr
+    job.net.drop_key = job.drop_key
     while start < job.n_order:
         nb = job.batch if job.n_order - start > job.batch else job.n_order - start
         rows = job.order + start
         start += nb
+        # every batch counts in the schedule and the dropout streams, also
+        # one that is skipped
+        lr = job.lr if job.sched.kind == SCHEDULE_EPOCH else cosine_rate(&job.sched, k)
+        job.net.drop_batch = <uint64_t>k
+        k += 1
         job.status = gather_rows(src, <const floating *>src.X, rows, nb, xb)
         if job.status != STATUS_OK:
             return total
         sw = gather_targets(job.y, job.w, rows, nb, job.yb, job.wb)
         if sw == 0.0:
             continue
-        total += _batch_update(job.net, job.opt, xb, src.n_features, nb, job.yb,
-                               job.wb if job.w != NULL else NULL, sw, job.alpha, job.lr)
+        if t != NULL:
+            for i in range(nb):
+                memcpy(tb + i * m, t + rows[i] * m, m * sizeof(floating))
+        total += _batch_update(job.net, job.opt, xb, src.n_features, nb,
+                               job.yb if job.y != NULL else NULL, tb if t != NULL else NULL,
+                               job.wb if job.w != NULL else NULL, sw, job.alpha, lr)
     return total
 
 
@@ -335,7 +398,18 @@ cdef int _forward_chunks(Job *job, floating *tag) noexcept nogil:
         else:
             x0 = x + start * src.n_features
         forward(net, x0, src.n_features, nb, L)
-        if job.output == OUTPUT_PROBA:
+        if net.out_act == OUT_LOGISTIC:
+            if job.output == OUTPUT_PROBA:
+                if floating is float:
+                    cs_sigmoid_f(block, m, block, m, nb, m)
+                else:
+                    cs_sigmoid_d(block, m, block, m, nb, m)
+            elif job.output == OUTPUT_LOG_PROBA:
+                if floating is float:
+                    cs_log_sigmoid_f(block, m, block, m, nb, m)
+                else:
+                    cs_log_sigmoid_d(block, m, block, m, nb, m)
+        elif job.output == OUTPUT_PROBA:
             if floating is float:
                 cs_softmax_f(block, m, block, m, nb, m)
             else:
@@ -350,11 +424,14 @@ cdef int _forward_chunks(Job *job, floating *tag) noexcept nogil:
 
 
 cdef void _execute_typed(Job *job, floating *tag) noexcept nogil:
+    # dropout is part of training steps only: never of a gradient() or forward
+    job.net.train = job.op == OP_EPOCH
     if job.op == OP_EPOCH:
         job.result = _epoch(job, <floating *>job.xb)
     elif job.op == OP_GRADIENT:
         job.result = _batch_gradient(job.net, <const floating *>job.src.X, job.src.n_features,
-                                     job.src.n_rows, job.y, job.w, job.sw, job.alpha)
+                                     job.src.n_rows, job.y, <const floating *>job.t, job.w,
+                                     job.sw, job.alpha)
     elif job.op == OP_APPLY:
         _apply(job, tag)
     elif job.op == OP_SQNORM:
@@ -450,13 +527,22 @@ cdef int _bind_params(Net *net, list coefs, list intercepts) except -1:
     return 0
 
 
-cdef int _net_init(Net *net, list coefs, list intercepts, int activation) except -1:
-    """A network over checked parameter arrays (free net.layers when done)."""
+cdef int _net_init(Net *net, list coefs, list intercepts, int activation,
+                   int out_act=OUT_SOFTMAX) except -1:
+    """A network over checked parameter arrays (free net.layers when done);
+    no dropout, no label smoothing, no fused output layer until set."""
     net.layers = <Layer *>calloc(len(coefs), sizeof(Layer))
     if net.layers == NULL:
         raise MemoryError()
     net.n_layers = len(coefs)
     net.activation = activation
+    net.out_act = out_act
+    net.smoothing = 0.0
+    net.train = False
+    net.drop_key = 0
+    net.drop_batch = 0
+    net.out_chunk = 0
+    net.bacc = NULL
     return _bind_params(net, coefs, intercepts)
 
 
@@ -521,7 +607,8 @@ cdef class Trainer:
     def __init__(self, coefs, intercepts, Py_ssize_t max_batch, activation="relu",
                  solver="sgd", double alpha=0.0, double learning_rate_init=0.001,
                  double momentum=0.9, bint nesterovs_momentum=True, double beta_1=0.9,
-                 double beta_2=0.999, double epsilon=1e-8, output_chunk=None):
+                 double beta_2=0.999, double epsilon=1e-8, output_chunk=None,
+                 dropout=None, double label_smoothing=0.0, out_activation="softmax"):
         if self.net.layers != NULL:
             raise RuntimeError("Trainer is already initialized")
         if max_batch < 1:
@@ -530,8 +617,15 @@ cdef class Trainer:
         check_choice(solver, SOLVERS, "solver")
         if not (alpha >= 0 and isfinite(alpha)):
             raise ValueError(f"alpha must be finite and >= 0; got {alpha}")
+        cdef int out_act = OUT_ACTIVATIONS[check_choice(out_activation, OUT_ACTIVATIONS,
+                                                        "out_activation")]
+        if not (0 <= label_smoothing < 1):
+            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
+        if label_smoothing and out_act != OUT_SOFTMAX:
+            raise ValueError("label_smoothing applies to a softmax output only")
         coefs, intercepts = check_network(list(coefs), list(intercepts), convert=False,
                                           writeable=solver is not None)
+        rates = check_dropout(dropout, len(coefs) - 1)
         dtype = coefs[0].dtype
         self.max_batch = max_batch
         self.dtype = np.dtype(dtype)
@@ -542,7 +636,19 @@ cdef class Trainer:
         self.learning_rate_init = learning_rate_init
         self._coefs = coefs
         self._intercepts = intercepts
-        _net_init(&self.net, coefs, intercepts, act)
+        _net_init(&self.net, coefs, intercepts, act, out_act)
+        self.out_activation = out_activation
+        self.label_smoothing = label_smoothing
+        self.net.smoothing = label_smoothing
+        cdef Py_ssize_t l
+        cdef uint32_t d16
+        for l in range(len(rates)):
+            # the rate, rounded to a multiple of 2^-16 (the draws' resolution);
+            # the scale is that of the rounded rate, so E[mask] is exactly 1
+            d16 = <uint32_t>min(65535, int(round(rates[l] * 65536.0)))
+            self.net.layers[l].drop16 = d16
+            self.net.layers[l].drop_scale = 65536.0 / (65536.0 - d16)
+        self.dropout = tuple(self.net.layers[l].drop16 / 65536.0 for l in range(len(rates)))
 
         if solver is None:
             self.opt.solver = SOLVER_NONE
@@ -559,7 +665,7 @@ cdef class Trainer:
         self.opt.epsilon = epsilon
         self.opt.t = 0
 
-        cdef Py_ssize_t L = len(coefs), l
+        cdef Py_ssize_t L = len(coefs)
         cdef Py_ssize_t m = coefs[L - 1].shape[1]
         # the fused output layer (or as asked): its logits then take
         # `output_chunk` rows.  Automatic: when a batch's logits would pass
@@ -569,7 +675,9 @@ cdef class Trainer:
         # 200, 784-128-m, Adam, float32, it took 1.08-1.09x the unfused
         # step's time and saved 7-12% of the trainer's buffers
         # (benchmarks/bench_fused_training.py, m = 100,000 and 200,000).
-        if output_chunk is None:
+        if out_act != OUT_SOFTMAX:
+            output_chunk = 0      # the fused output layer is softmax's
+        elif output_chunk is None:
             n_states = 2 if self.opt.solver == SOLVER_ADAM else (
                 1 if self.opt.solver == SOLVER_MOMENTUM else 0)
             output_chunk = output_chunk_rows(max_batch, m)
@@ -582,6 +690,12 @@ cdef class Trainer:
         self.net.out_chunk = self.output_chunk
         self._bacc = np.zeros(m, np.float64) if self.output_chunk else None
         self._A, self._D, self._gW, self._gb, self._s1, self._s2 = [], [], [], [], [], []
+        # the derivative's extra input: z for gelu/silu, the undropped f(z)
+        # for logistic/tanh under dropout (see _layers.pxd)
+        self._Z = [np.empty((max_batch, coefs[l].shape[1]), dtype)
+                   if activation in _NEEDS_Z or (self.net.layers[l].drop16 and activation in
+                                                 ("logistic", "tanh"))
+                   else None for l in range(L - 1)]
         for l in range(L):
             n_in, n_out = coefs[l].shape
             rows = self.output_chunk if l == L - 1 and self.output_chunk else max_batch
@@ -598,6 +712,7 @@ cdef class Trainer:
             self._s2 = [np.zeros_like(p) for p in params]
         self._ybuf = np.zeros(max_batch, np.intp)
         self._wbuf = np.zeros(max_batch, np.float64)
+        self._tbuf = np.empty((max_batch, m), dtype) if out_act == OUT_LOGISTIC else None
         self._xbuf = None
         self._set_pointers()
 
@@ -615,6 +730,7 @@ cdef class Trainer:
             ly.sb1 = _ptr(self._s1[L + l]) if self._s1 else NULL
             ly.sW2 = _ptr(self._s2[l]) if self._s2 else NULL
             ly.sb2 = _ptr(self._s2[L + l]) if self._s2 else NULL
+            ly.Z = _ptr(self._Z[l]) if l < L - 1 and self._Z[l] is not None else NULL
         self.net.out_chunk = self.output_chunk
         self.net.bacc = <double *>_ptr(self._bacc) if self._bacc is not None else NULL
 
@@ -716,7 +832,8 @@ cdef class Trainer:
         args = (list(self._coefs), list(self._intercepts), self.max_batch, self.activation,
                 self.solver, self.alpha, self.learning_rate_init, self.opt.momentum,
                 bool(self.opt.nesterov), self.opt.beta_1, self.opt.beta_2, self.opt.epsilon,
-                self.output_chunk)
+                self.output_chunk, list(self.dropout), self.label_smoothing,
+                self.out_activation)
         return (_unpickle_trainer, (args, self.optimizer_state))
 
     def squared_norm(self):
@@ -736,7 +853,8 @@ cdef class Trainer:
             raise ValueError(f"lr must be finite and >= 0; got {r}")
         return r
 
-    def run_epoch(self, X, y, sample_weight, order, Py_ssize_t batch_size, lr=None):
+    def run_epoch(self, X, y, sample_weight, order, Py_ssize_t batch_size, lr=None,
+                  schedule=None, seed=0, Py_ssize_t first_batch=0):
         """Train on the mini-batches ``order[0:b], order[b:2b], ...``: one epoch.
 
         Each batch is gathered by index into the trainer, then forward,
@@ -747,7 +865,9 @@ cdef class Trainer:
         ----------
         X : ndarray (n, n_features), C-contiguous, of the network's dtype, or
             scipy.sparse CSR matrix with data of that dtype (valid indices).
-        y : ndarray (n,) of integer labels in [0, n_classes) (np.intp avoids a copy).
+        y : ndarray (n,) of integer labels in [0, n_classes) (np.intp avoids a copy);
+            for a logistic output, the (n, n_outputs) C-contiguous targets in
+            [0, 1] of the network's dtype.
         sample_weight : ndarray (n,) float64 or None
         order : ndarray of np.intp
             Row indices, already shuffled by the caller; may be a subset of
@@ -757,6 +877,17 @@ cdef class Trainer:
             The learning rate (scikit-learn's ``optimizer.learning_rate`` for
             SGD; the base rate ``learning_rate_init`` for Adam).  Default:
             ``learning_rate_init``.
+        schedule : tuple or None
+            ``(lr0, epochs_done, warmup, total, n_batches)``: the cosine
+            schedule (see `scheduled_rate`; n_batches: the batches of the
+            whole epoch), the rate of every batch computed in the epoch
+            (``lr`` is then unused); None: every batch at ``lr``.
+        seed : int
+            The key of this epoch's dropout masks (an unsigned 64-bit int).
+        first_batch : int
+            The number, in the epoch, of the first batch of `order` (when an
+            epoch is run in slices of whole batches): it places the batches in
+            the schedule and picks their dropout streams.
 
         Returns
         -------
@@ -765,14 +896,29 @@ cdef class Trainer:
             update, without the L2 penalty.  Batches whose weights are all
             zero are skipped.
         """
-        return self._train(X, y, sample_weight, order, batch_size, lr)
+        if first_batch < 0:
+            raise ValueError(f"first_batch must be >= 0; got {first_batch}")
+        self._first_batch = first_batch
+        return self._train(X, y, sample_weight, order, batch_size, lr, schedule, seed)
 
-    def step(self, X, y, sample_weight, idx, lr=None):
+    def step(self, X, y, sample_weight, idx, lr=None, seed=0):
         """One training step on the rows ``idx`` (one batch).  Returns sum w_i C_i."""
         idx = np.asarray(idx)
-        return self._train(X, y, sample_weight, idx, max(1, idx.shape[0]) if idx.ndim == 1 else 1, lr)
+        return self._train(X, y, sample_weight, idx,
+                           max(1, idx.shape[0]) if idx.ndim == 1 else 1, lr, None, seed)
 
-    cdef _train(self, X, y, sample_weight, order, Py_ssize_t batch_size, lr):
+    cdef _targets(self, y, Py_ssize_t n):
+        """(labels, targets): y checked as the output layer takes it."""
+        cdef Py_ssize_t m = self._coefs[len(self._coefs) - 1].shape[1]
+        if self.net.out_act == OUT_SOFTMAX:
+            return check_labels(y, n, m, rows_of="X"), None
+        if (not isinstance(y, np.ndarray) or y.dtype != self.dtype or y.shape != (n, m)
+                or not y.flags.c_contiguous):
+            raise ValueError(f"y must be the C-contiguous ({n}, {m}) targets of dtype "
+                             f"{self.dtype} (a logistic output)")
+        return None, y
+
+    cdef _train(self, X, y, sample_weight, order, Py_ssize_t batch_size, lr, schedule, seed):
         if self.opt.solver == SOLVER_NONE:
             raise ValueError("this trainer has no optimizer (solver=None); use gradient()")
         if batch_size < 1 or batch_size > self.max_batch:
@@ -781,7 +927,7 @@ cdef class Trainer:
         cdef Py_ssize_t m = self._coefs[len(self._coefs) - 1].shape[1]
         cdef _Rows rows = _rows_of(X, self.dtype, nf)
         cdef Py_ssize_t n = rows.src.n_rows
-        y = check_labels(y, n, m, rows_of="X")
+        y, t = self._targets(y, n)
         w = check_sample_weight(sample_weight, n)
         order = np.asarray(order)
         if order.dtype != np.intp or order.ndim != 1:
@@ -790,6 +936,16 @@ cdef class Trainer:
             order = order.astype(np.intp)
         order = np.ascontiguousarray(order)
         cdef double rate = self._checked_rate(lr)
+        cdef Schedule sched
+        sched.kind = SCHEDULE_EPOCH
+        if schedule is not None:
+            if len(schedule) != 5 or not schedule[4] >= 1:
+                raise ValueError("schedule must be (lr0, epochs_done, warmup, total, n_batches)"
+                                 f" with n_batches >= 1; got {schedule!r}")
+            sched.lr0, sched.epochs_done, sched.warmup, sched.total = _checked_schedule(
+                schedule[:4])
+            sched.kind = SCHEDULE_COSINE
+            sched.n_batches = float(schedule[4])
         if self._xbuf is None:
             # allocated once, at the first gathered step (gradient() never needs it)
             self._xbuf = np.empty((self.max_batch, nf), self.dtype)
@@ -800,7 +956,13 @@ cdef class Trainer:
         job.net = &self.net
         job.opt = &self.opt
         job.src = &rows.src
-        job.y = <const Py_ssize_t *>_ptr(y) if n else NULL
+        job.y = <const Py_ssize_t *>_ptr(y) if n and y is not None else NULL
+        job.t = <const void *>_ptr(t) if n and t is not None else NULL
+        job.tb = _ptr(self._tbuf) if self._tbuf is not None else NULL
+        job.sched = sched
+        job.first_batch = self._first_batch
+        self._first_batch = 0
+        job.drop_key = <uint64_t>(int(seed) & 0xFFFFFFFFFFFFFFFF)
         job.w = <const double *>_ptr(w) if w is not None and n else NULL
         job.order = <const Py_ssize_t *>_ptr(order)
         job.n_order = order.shape[0]
@@ -837,13 +999,14 @@ cdef class Trainer:
         cdef Py_ssize_t n = rows.src.n_rows
         if n < 1 or n > self.max_batch:
             raise ValueError(f"X must have between 1 and max_batch={self.max_batch} rows; got {n}")
-        y = check_labels(y, n, m, rows_of="X")
+        y, t = self._targets(y, n)
         w = check_sample_weight(sample_weight, n, reduction="mean")
         cdef Job job
         job.op = OP_GRADIENT
         job.net = &self.net
         job.src = &rows.src
-        job.y = <const Py_ssize_t *>_ptr(y)
+        job.y = <const Py_ssize_t *>_ptr(y) if y is not None else NULL
+        job.t = <const void *>_ptr(t) if t is not None else NULL
         job.w = <const double *>_ptr(w) if w is not None else NULL
         job.sw = float(w.sum()) if w is not None else <double>n
         job.alpha = self.alpha
@@ -884,6 +1047,49 @@ cdef class Trainer:
             free(job.grads)
 
 
+def _checked_schedule(schedule):
+    lr0, done, warmup, total = (float(v) for v in schedule)
+    if not (lr0 >= 0 and isfinite(lr0) and done >= 0 and warmup >= 0 and total > warmup):
+        raise ValueError(f"schedule must be (lr0 >= 0, epochs_done >= 0, warmup >= 0, "
+                         f"total > warmup); got {schedule!r}")
+    return lr0, done, warmup, total
+
+
+def scheduled_rate(double lr0, double epochs_done, Py_ssize_t batch, Py_ssize_t n_batches,
+                   double warmup, double total):
+    """The cosine schedule's rate of mini-batch `batch` (0-based) of an epoch of
+    `n_batches`, after `epochs_done` epochs: the very function the training
+    epoch calls for each batch (``_optim.cosine_rate``)."""
+    cdef Schedule sch
+    sch.kind = SCHEDULE_COSINE
+    sch.lr0, sch.epochs_done, sch.warmup, sch.total = _checked_schedule(
+        (lr0, epochs_done, warmup, total))
+    if n_batches < 1 or batch < 0:
+        raise ValueError("n_batches must be >= 1 and batch >= 0")
+    sch.n_batches = n_batches
+    return cosine_rate(&sch, batch)
+
+
+def dropout_mask(Py_ssize_t rows, Py_ssize_t cols, double rate, seed, Py_ssize_t batch,
+                 Py_ssize_t layer):
+    """The (rows, cols) float64 multiplier that dropout applies to hidden layer
+    `layer` of mini-batch `batch` (0 or 1 / (1 - rate), rate rounded to a
+    multiple of 2^-16) with epoch key `seed`: the training step's own code
+    (``_layers.dropout``) applied to ones."""
+    cdef Net net
+    rates = check_dropout(rate, 1)
+    cdef uint32_t d16 = <uint32_t>min(65535, int(round(rates[0] * 65536.0)))
+    out = np.ones((rows, cols), np.float64)
+    cdef double *p = <double *>_ptr(out)
+    net.drop_key = <uint64_t>(int(seed) & 0xFFFFFFFFFFFFFFFF)
+    net.drop_batch = <uint64_t>batch
+    if d16:
+        with nogil:
+            dropout(p, rows * cols, net.drop_key, drop_stream(&net, layer), d16,
+                    65536.0 / (65536.0 - d16))
+    return out
+
+
 def _unpickle_trainer(args, state):
     """A pickled Trainer, rebuilt.  Its parameter arrays stay the unpickled
     objects (shared with whatever was pickled with them), unless the
@@ -900,17 +1106,21 @@ def _unpickle_trainer(args, state):
 # inference
 # --------------------------------------------------------------------------
 
-def forward_into(X, coefs, intercepts, activation, out, output="proba"):
+def forward_into(X, coefs, intercepts, activation, out, output="proba",
+                 out_activation="softmax"):
     """Forward pass of every row of X into `out` (n, m), block by block.
 
     X: C-contiguous ndarray or CSR matrix of the network's dtype; coefs and
     intercepts lists of C-contiguous arrays (checked here); out: C-contiguous
     (n, m) of the same dtype.  output: "logits", "proba" or "log_proba"
-    (the last two through the softmax row kernels).  Memory beyond `out` is
+    (the last two through the softmax row kernels, or, with out_activation
+    "logistic", the sigmoid and log-sigmoid kernels).  Memory beyond `out` is
     two blocks of hidden activations (and a densified block for CSR X).
     """
     check_choice(output, OUTPUTS, "output")
     cdef int act = ACTIVATIONS[check_choice(activation, ACTIVATIONS, "activation")]
+    cdef int out_act = OUT_ACTIVATIONS[check_choice(out_activation, OUT_ACTIVATIONS,
+                                                    "out_activation")]
     dtype = out.dtype
     coefs, intercepts = check_network(list(coefs), list(intercepts), dtype=dtype,
                                       convert=False)
@@ -938,7 +1148,7 @@ def forward_into(X, coefs, intercepts, activation, out, output="proba"):
     job.xb = _ptr(xb)
     job.output = OUTPUTS[output]
     cdef bint f32 = dtype == np.float32
-    _net_init(&net, coefs, intercepts, act)
+    _net_init(&net, coefs, intercepts, act, out_act)
     try:
         with nogil:
             _execute(&job, f32)

@@ -1,7 +1,8 @@
 """The estimator's inputs: memmap-aware validation of X, targets, label encoding.
 
 Owns what `Classifier` checks before training or predicting: the target
-type (binary / multiclass only), X through scikit-learn's ``validate_data``
+type (binary, multiclass, or a multilabel indicator matrix), the class
+weights (``class_weight`` into per-sample weights), X through scikit-learn's ``validate_data``
 (float32 kept, anything else as float64; a memory-mapped X checked for
 NaN/inf through its file, see `_mmap`), ``hidden_layer_sizes``, the
 encoding of labels into ``0..m-1``, and the early-stopping hold-out (a
@@ -10,11 +11,13 @@ takes the estimator (or plain values) and returns checked arrays; none
 trains.  It may call `_validation` and `_mmap`, never the estimator module.
 """
 
-from numbers import Integral
+import inspect
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.model_selection import train_test_split
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _assert_all_finite, check_is_fitted, validate_data
 
@@ -22,7 +25,7 @@ from ._mmap import _MappedFile
 from ._validation import check_sparse_structure
 
 __all__ = ["hidden_sizes", "check_target", "validate_X_y", "validate_X_predict",
-           "float_dtypes", "encode_labels", "holdout"]
+           "float_dtypes", "encode_labels", "weigh_classes", "holdout"]
 
 
 def hidden_sizes(est):
@@ -38,26 +41,29 @@ def hidden_sizes(est):
 
 
 def check_target(y):
-    """Refuse targets that are not class labels of one output, before anything else."""
+    """Refuse targets that are neither class labels of one output nor a multilabel
+    indicator matrix, before anything else; True for a multilabel y."""
     # raise_unknown: object arrays of mixed/odd values get sklearn's
     # "Unknown label type" message; NaN/inf in a float y is reported too
     with np.errstate(invalid="ignore"):     # its float->int probe of a NaN y
         target = type_of_target(y, input_name="y", raise_unknown=True)
     if target in ("binary", "multiclass"):
-        return
-    if target.startswith("multilabel") or target.startswith("multiclass-multioutput"):
+        return False
+    if target == "multilabel-indicator":
+        return True
+    if target.startswith("multiclass-multioutput") or target.startswith("multilabel"):
         raise ValueError(
-            f"Classifier supports binary and multiclass targets only; y is {target!r} "
-            "(one row of labels per sample). Multilabel / multi-output targets are not "
-            "supported: train one Classifier per output, e.g. with "
-            "sklearn.multioutput.MultiOutputClassifier.")
+            f"Classifier supports binary, multiclass and multilabel-indicator targets; y is "
+            f"{target!r} (several outputs of arbitrary labels). For multilabel data, pass "
+            "y as an indicator matrix of 0/1 (sklearn.preprocessing.MultiLabelBinarizer "
+            "makes one from label sets); for other multi-output targets, train one "
+            "Classifier per output, e.g. with sklearn.multioutput.MultiOutputClassifier.")
     raise ValueError(
         f"Unknown label type: {target!r}. Classifier needs class labels (binary or "
         "multiclass) in y; continuous targets are for a regressor.")
 
 
-def validate_X_y(est, X, y, reset):
-    check_target(y)
+def validate_X_y(est, X, y, reset, multilabel=False):
     # an np.memmap is checked for NaN/inf below, through its file: a check
     # through the mapping would make the whole file resident
     mapped = _MappedFile.applies(X)
@@ -68,6 +74,7 @@ def validate_X_y(est, X, y, reset):
         order="C",
         ensure_min_samples=1,
         ensure_all_finite=not mapped,
+        multi_output=multilabel,
     )
     if mapped:
         with _MappedFile.open(X) as f:
@@ -116,7 +123,44 @@ def encode_labels(y, classes):
     return idx.astype(np.intp, copy=False)
 
 
-def holdout(X, y, sample_weight, validation_fraction, rng):
+def weigh_classes(class_weight, classes, y, y_idx, sample_weight, incremental):
+    """`sample_weight` times the weights of the samples' classes: scikit-learn's
+    `compute_class_weight` as LogisticRegression calls it (with the sample
+    weights, where the installed scikit-learn accepts them).  A dict's keys
+    must be classes; classes it leaves out weigh 1.  "balanced" is refused in
+    partial_fit, as SGDClassifier refuses it (one call's data is not the
+    class distribution)."""
+    if isinstance(class_weight, str) and incremental:
+        raise ValueError(
+            "class_weight='balanced' is not supported for partial_fit: one call's data does "
+            "not tell the class frequencies. Compute the weights once from (a large enough "
+            "sample of) the whole training target, e.g. dict(zip(classes, "
+            "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+            "y=y))), and pass that dict as class_weight.")
+    if isinstance(class_weight, dict):
+        known = set(classes.tolist())
+        unknown = [k for k in class_weight if _plain(k) not in known]
+        if unknown:
+            raise ValueError(f"class_weight has keys {unknown!r} that are not classes; the "
+                             f"classes are {classes.tolist()!r}")
+        for k, v in class_weight.items():
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, Real) or not (
+                    np.isfinite(v) and v >= 0):
+                raise ValueError(f"class_weight[{k!r}] must be a finite number >= 0; got {v!r}")
+    kwargs = {}
+    if sample_weight is not None and "sample_weight" in inspect.signature(
+            compute_class_weight).parameters:
+        kwargs["sample_weight"] = sample_weight
+    cw = compute_class_weight(class_weight, classes=classes, y=y, **kwargs)
+    w = cw[y_idx].astype(np.float64)
+    return w if sample_weight is None else sample_weight * w
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def holdout(X, y, sample_weight, validation_fraction, rng, stratify=True):
     """A stratified early-stopping split: ``(order, X_val, y_val, sw_val)``.
 
     The training rows are returned as row indices (the epochs' order), not
@@ -127,7 +171,7 @@ def holdout(X, y, sample_weight, validation_fraction, rng):
     try:
         train_idx, val_idx = train_test_split(
             np.arange(X.shape[0], dtype=np.intp), random_state=rng,
-            test_size=validation_fraction, stratify=y)
+            test_size=validation_fraction, stratify=y if stratify else None)
     except ValueError as exc:
         raise ValueError(
             "early_stopping could not hold out a stratified validation set "

@@ -150,7 +150,8 @@ class _MappedFile:
             self._read(memoryview(part).cast("B"), self._offset + start * self.row_bytes)
             _assert_all_finite(part, input_name="X", estimator_name=estimator_name)
 
-    def run_epoch(self, trainer, y, sample_weight, order, batch_size, lr):
+    def run_epoch(self, trainer, y, sample_weight, order, batch_size, lr, schedule=None,
+                  seed=0):
         """`trainer.run_epoch` over X's rows in `order`, slice by slice (whole batches)."""
         step = batch_size * max(1, _MAPPED_SLICE_BYTES // (batch_size * self.row_bytes))
         buf = np.empty((min(step, order.shape[0]), self.X.shape[1]), self.X.dtype)
@@ -169,7 +170,9 @@ class _MappedFile:
                 except KeyboardInterrupt as exc:
                     interrupt = exc
             try:
-                total += trainer.run_epoch(buf[:rows.shape[0]], y[rows], sw, local, batch_size, lr)
+                # whole batches per slice: batch start // batch_size of the epoch
+                total += trainer.run_epoch(buf[:rows.shape[0]], y[rows], sw, local, batch_size,
+                                           lr, schedule, seed, start // batch_size)
             except KeyboardInterrupt as exc:
                 # delivered when the compiled call returned: that slice ran.  As
                 # with one compiled call, the epoch runs to its end

@@ -9,13 +9,42 @@
 # moments) are the sW1/sb1/sW2/sb2 slots of each Layer.  `l2` adds the L2
 # term l2 * p to the gradient on the fly.  Calls nothing of ours.
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf, pow
+from libc.math cimport sqrt, sqrtf, pow, cos, M_PI
 
 cdef enum Solver:
     SOLVER_NONE = 0       # gradients only, no optimizer state
     SOLVER_SGD = 1        # plain SGD (momentum == 0): folded into the gemm
     SOLVER_MOMENTUM = 2   # SGD with (Nesterov) momentum
     SOLVER_ADAM = 3
+
+cdef enum ScheduleKind:
+    SCHEDULE_EPOCH = 0    # one rate for the whole epoch (given by the caller)
+    SCHEDULE_COSINE = 1   # cosine decay, updated every mini-batch
+
+cdef struct Schedule:
+    int kind              # ScheduleKind
+    double lr0            # learning_rate_init
+    double epochs_done    # epochs finished before this one
+    double n_batches      # mini-batches in this epoch
+    double warmup         # warm-up epochs
+    double total          # epochs of the schedule (max_iter)
+
+
+cdef inline double cosine_rate(const Schedule *s, Py_ssize_t k) noexcept nogil:
+    """The rate of mini-batch k (0-based) of the epoch: at progress
+    p = epochs_done + k / n_batches (in epochs), linear warm-up
+    lr0 (p + 1/n_batches) / warmup while p < warmup, then
+    lr0 (1 + cos(pi min(1, (p - warmup) / (total - warmup)))) / 2, down to 0
+    at p = total and 0 after it."""
+    cdef double p = s.epochs_done + k / s.n_batches
+    cdef double u
+    if p < s.warmup:
+        return s.lr0 * (p + 1.0 / s.n_batches) / s.warmup
+    u = (p - s.warmup) / (s.total - s.warmup)
+    if u >= 1.0:
+        return 0.0
+    return s.lr0 * 0.5 * (1.0 + cos(M_PI * u))
+
 
 cdef struct Optimizer:
     int solver            # Solver

@@ -20,6 +20,7 @@ import numpy as np
 
 from ._engine import Trainer
 from ._mmap import _MappedFile
+from ._validation import check_dropout
 
 __all__ = ["init_weights", "batch_size_for", "config", "trainer_for", "run_epoch"]
 
@@ -47,9 +48,13 @@ def batch_size_for(batch_size, n):
     return int(np.clip(batch_size, 1, n))
 
 
-def config(est):
+def config(est, out_activation="softmax"):
+    """The hyper-parameters a trainer is built with (its cache key)."""
     # (learning_rate_init is not part of it: every epoch passes its rate)
     return dict(
+        out_activation=out_activation,
+        dropout=check_dropout(est.dropout, len(est.coefs_) - 1),
+        label_smoothing=float(est.label_smoothing),
         activation=est.activation,
         solver=est.solver,
         alpha=float(est.alpha),
@@ -68,7 +73,7 @@ def trainer_for(est, batch_size, incremental):
     the optimizer state, also when the trainer must be rebuilt (a larger
     batch, changed hyper-parameters, or after unpickling).
     """
-    cfg = config(est)
+    cfg = config(est, est.out_activation_)
     trainer = getattr(est, "_trainer_cache", None)
     if (incremental and trainer is not None and trainer.max_batch >= batch_size
             and getattr(est, "_trainer_key", None) == cfg):
@@ -88,12 +93,17 @@ def trainer_for(est, batch_size, incremental):
     return new
 
 
-def run_epoch(trainer, X, y, sample_weight, order, batch_size, lr):
-    """One epoch in compiled code; X on a memory-mapped file is read slice by slice."""
+def run_epoch(trainer, X, y, sample_weight, order, batch_size, lr, schedule=None, seed=0):
+    """One epoch in compiled code; X on a memory-mapped file is read slice by slice.
+
+    schedule: None (every batch at `lr`) or the cosine schedule's
+    ``(lr0, epochs_done, warmup, total, n_batches)``; seed: the key of the
+    epoch's dropout masks."""
     with _MappedFile.open(X) as f:
         if f is not None:
-            return f.run_epoch(trainer, y, sample_weight, order, batch_size, lr)
-    return trainer.run_epoch(X, y, sample_weight, order, batch_size, lr)
+            return f.run_epoch(trainer, y, sample_weight, order, batch_size, lr, schedule,
+                               seed)
+    return trainer.run_epoch(X, y, sample_weight, order, batch_size, lr, schedule, seed)
 
 
 def same_form(state, target):

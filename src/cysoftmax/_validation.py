@@ -314,6 +314,31 @@ def check_targets(y, n, m, dtype, ignore=None, name="y", rows_of="the logits"):
     return None, q
 
 
+def check_dropout(dropout, n_hidden, name="dropout"):
+    """One dropout rate in [0, 1) per hidden layer, from None (no dropout), one
+    real number for every layer, or a sequence of one per hidden layer."""
+    if dropout is None:
+        return [0.0] * n_hidden
+    if np.ndim(dropout) == 0:
+        rates = [dropout] * n_hidden
+    else:
+        rates = list(np.asarray(dropout, dtype=object).ravel()) if np.ndim(dropout) == 1 else None
+        if rates is None:
+            raise ValueError(f"{name} must be a number or a 1-D sequence of rates; got "
+                             f"{np.ndim(dropout)} dimensions")
+        if len(rates) != n_hidden:
+            raise ValueError(f"{name} has {len(rates)} rates but the network has {n_hidden} "
+                             "hidden layers: give one rate, or one per hidden layer")
+    out = []
+    for r in rates:
+        if isinstance(r, (bool, np.bool_)) or not isinstance(r, numbers.Real):
+            raise TypeError(f"{name} rates must be real numbers; got {r!r}")
+        if not 0 <= r < 1:
+            raise ValueError(f"{name} rates must be in [0, 1); got {r}")
+        out.append(float(r))
+    return out
+
+
 def check_choice(value, choices, name):
     """`value` if it is one of `choices` (strings, and possibly None).
 

@@ -57,7 +57,13 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import _check_sample_weight
 
 from . import _inputs, _persistence, _trainer
+from ._api import nll_loss
+try:  # TEMP-BCE
+    from ._api import sigmoid_binary_cross_entropy
+except ImportError:
+    sigmoid_binary_cross_entropy = None
 from ._engine import ACTIVATIONS, forward_into
+from ._validation import check_dropout
 from ._schedule import LearningRateSchedule, plateau_update
 from ._version import __version__
 
@@ -152,7 +158,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         "solver": [StrOptions({"sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -169,6 +175,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "warmup_epochs": [Interval(Real, 0, None, closed="left")],
+        "early_stopping_metric": [StrOptions({"accuracy", "loss"})],
     }
 
     def __init__(
@@ -196,6 +207,11 @@ class Classifier(ClassifierMixin, BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        class_weight=None,
+        dropout=0.0,
+        label_smoothing=0.0,
+        warmup_epochs=0,
+        early_stopping_metric="accuracy",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -219,12 +235,17 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.class_weight = class_weight
+        self.dropout = dropout
+        self.label_smoothing = label_smoothing
+        self.warmup_epochs = warmup_epochs
+        self.early_stopping_metric = early_stopping_metric
 
     # ------------------------------------------------------------------ tags
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.classifier_tags.multi_label = False
+        tags.classifier_tags.multi_label = True
         return tags
 
     # ------------------------------------------------------------- validation
@@ -276,30 +297,42 @@ class Classifier(ClassifierMixin, BaseEstimator):
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     def decision_function(self, X):
-        """Logits: (n_samples, n_classes); for two classes the log-odds z_1 - z_0, (n_samples,)."""
+        """Logits: (n_samples, n_classes); for two classes the log-odds z_1 - z_0, (n_samples,).
+
+        Multilabel: the (n_samples, n_labels) logits of the labels' sigmoids."""
         z = self._forward(_inputs.validate_X_predict(self, X), "logits")
-        if z.shape[1] == 2:
+        if z.shape[1] == 2 and not self._is_multilabel():
             return z[:, 1] - z[:, 0]
         return z
 
     def predict(self, X):
-        """Most probable class of each sample."""
+        """Most probable class of each sample; multilabel: the (n_samples, n_labels)
+        indicator matrix of the labels whose probability is above 1/2."""
         z = self._forward(_inputs.validate_X_predict(self, X), "logits")
+        if self._is_multilabel():
+            return (z > 0).astype(np.int64)
         return self.classes_[np.argmax(z, axis=1)]
 
     def predict_proba(self, X):
-        """Class probabilities, (n_samples, n_classes), of the model's dtype; rows sum to 1."""
+        """Class probabilities, (n_samples, n_classes), of the model's dtype; rows sum to 1.
+
+        Multilabel: each label's probability (n_samples, n_labels), from its sigmoid."""
         return self._forward(_inputs.validate_X_predict(self, X), "proba")
 
     def predict_log_proba(self, X):
-        """Log-probabilities from log-softmax: finite where probabilities underflow to 0."""
+        """Log-probabilities from log-softmax (multilabel: log-sigmoid): finite where
+        probabilities underflow to 0."""
         return self._forward(_inputs.validate_X_predict(self, X), "log_proba")
+
+    def _is_multilabel(self):
+        return getattr(self, "out_activation_", "softmax") == "logistic"
 
     # --------------------------------------------------------------- helpers
     def _forward(self, X, output, check=True):
         """Network output for validated X (C-contiguous ndarray or CSR of the model's dtype)."""
         out = np.empty((X.shape[0], self.coefs_[-1].shape[1]), dtype=self.coefs_[0].dtype)
-        forward_into(X, self.coefs_, self.intercepts_, self.activation, out, output)
+        forward_into(X, self.coefs_, self.intercepts_, self.activation, out, output,
+                     getattr(self, "out_activation_", "softmax"))
         if check and not np.isfinite(out).all():
             # finite weights and finite X can still overflow: never hand out
             # NaN (or infinite logits) silently
@@ -309,34 +342,44 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 "(scale X the same way as in training).")
         return out
 
-    def _init_params(self, n_features, n_classes, dtype, rng):
+    def _init_params(self, n_features, n_classes, dtype, rng, multilabel=False):
         """Glorot-uniform weights (MLPClassifier's, same draws) and fresh bookkeeping."""
         units = [n_features] + _inputs.hidden_sizes(self) + [n_classes]
         self.coefs_, self.intercepts_ = _trainer.init_weights(units, self.activation, dtype, rng)
         self.n_layers_ = len(units)
         self.n_outputs_ = n_classes
-        self.out_activation_ = "softmax"
+        self.out_activation_ = "logistic" if multilabel else "softmax"
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
+            self._start_validation()
             self.best_loss_ = None
         else:
             self.best_loss_ = np.inf
             self.validation_scores_ = None
             self.best_validation_score_ = None
+            self.validation_loss_curve_ = None
+            self.best_validation_loss_ = None
         self._best_coefs = self._best_intercepts = None
+        self._schedule_epochs = 0
         self._trainer_cache = None
         self._trainer_key = None
         self._optimizer_state = None
         self._lr = float(self.learning_rate_init)
 
-    def _run_epoch(self, trainer, X, y, sample_weight, order, batch_size, lr):
+    def _start_validation(self):
+        self.validation_scores_ = []
+        self.best_validation_score_ = -np.inf
+        self.validation_loss_curve_ = []
+        self.best_validation_loss_ = np.inf
+
+    def _run_epoch(self, trainer, X, y, sample_weight, order, batch_size, lr, schedule=None,
+                   seed=0):
         """One epoch in compiled code (a seam: tests patch it to simulate Ctrl-C)."""
-        return _trainer.run_epoch(trainer, X, y, sample_weight, order, batch_size, lr)
+        return _trainer.run_epoch(trainer, X, y, sample_weight, order, batch_size, lr,
+                                  schedule, seed)
 
     # ------------------------------------------------------- all-or-nothing
     def _snapshot(self):
@@ -390,17 +433,32 @@ class Classifier(ClassifierMixin, BaseEstimator):
             fitted_arch = False
         else:
             fitted_arch = fitted
+        multilabel = _inputs.check_target(y)
+        if fitted and multilabel != self._is_multilabel():
+            if incremental:
+                raise ValueError(
+                    f"y is {'multilabel' if multilabel else 'single-label'} but the fitted "
+                    f"model is {'multilabel' if self._is_multilabel() else 'single-label'}; "
+                    "call fit to train a new network")
+            fitted_arch = False
         if incremental:
             if not fitted and classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit")
             reset = not fitted
         else:
             reset = not (self.warm_start and fitted_arch)
-        X, y = _inputs.validate_X_y(self, X, y, reset=reset)
+        if multilabel and self.label_smoothing:
+            raise ValueError("label_smoothing applies to single-label targets (a softmax "
+                             "output); y is multilabel (independent sigmoid outputs): set "
+                             "label_smoothing=0")
+        X, y = _inputs.validate_X_y(self, X, y, reset=reset, multilabel=multilabel)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                                  ensure_non_negative=True)
             sample_weight = np.require(sample_weight, requirements=["C", "A"])
+        if multilabel:
+            self._fit_multilabel(X, y, sample_weight, incremental, reset)
+            return
 
         # labels -> 0..m-1 through classes_ (sorted, so searchsorted finds them)
         if incremental and fitted and classes is not None:
@@ -417,7 +475,27 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 f"Classifier needs at least 2 classes to train; got {len(classes)} class: "
                 f"{classes!r}")
         y_idx = _inputs.encode_labels(y, classes)
+        if self.class_weight is not None:
+            sample_weight = _inputs.weigh_classes(self.class_weight, classes, y, y_idx,
+                                                  sample_weight, incremental)
+        X = self._prepare(X, len(classes), reset, classes)
+        self._train(X, y_idx, sample_weight, incremental, self._random_state)
 
+    def _fit_multilabel(self, X, y, sample_weight, incremental, reset):
+        """Multilabel y (an indicator matrix): one sigmoid output per label."""
+        if self.class_weight is not None:
+            raise ValueError("class_weight applies to single-label targets; y is multilabel "
+                             "(weigh the samples with sample_weight instead)")
+        n_labels = y.shape[1]
+        if not reset and n_labels != self.n_outputs_:
+            raise ValueError(f"y has {n_labels} labels; the fitted model has {self.n_outputs_}")
+        X = self._prepare(X, n_labels, reset, np.arange(n_labels), multilabel=True)
+        targets = np.ascontiguousarray(y, dtype=X.dtype)
+        self._train(X, targets, sample_weight, incremental, self._random_state)
+
+    def _prepare(self, X, n_outputs, reset, classes, multilabel=False):
+        """X in the model's dtype; a new network when `reset`, else the kept one
+        made trainable in place; the random state of this call."""
         dtype = X.dtype
         if not reset and self.coefs_[0].dtype != dtype:
             X = X.astype(self.coefs_[0].dtype)      # the model's dtype wins
@@ -425,7 +503,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         if reset:
             self.classes_ = classes
-            self._init_params(X.shape[1], len(classes), dtype, rng)
+            self._init_params(X.shape[1], n_outputs, dtype, rng, multilabel)
         else:
             # e.g. after unpickling from a read-only memmap, or into a Dask
             # frame at an odd address: the trainer updates the weights in
@@ -433,7 +511,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
             self.coefs_ = [_trainable(c) for c in self.coefs_]
             self.intercepts_ = [_trainable(b) for b in self.intercepts_]
         self._random_state = rng
-        self._train(X, y_idx, sample_weight, incremental, rng)
+        return X
 
     # -------------------------------------------------------------- training
     def _check_finite(self, loss=0.0):
@@ -449,10 +527,13 @@ class Classifier(ClassifierMixin, BaseEstimator):
         X_val = y_val = sw_val = None
         if early:
             if self.validation_scores_ is None:          # warm start after a fit without
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
+                self._start_validation()
+            elif getattr(self, "validation_loss_curve_", None) is None:   # pickled by 0.1
+                self.validation_loss_curve_ = [np.nan] * len(self.validation_scores_)
+                self.best_validation_loss_ = np.inf
             order, X_val, y_val, sw_val = _inputs.holdout(X, y, sample_weight,
-                                                          self.validation_fraction, rng)
+                                                          self.validation_fraction, rng,
+                                                          stratify=y.ndim == 1)
         else:
             order = np.arange(n_all, dtype=np.intp)
         n = order.shape[0]
@@ -469,6 +550,21 @@ class Classifier(ClassifierMixin, BaseEstimator):
         schedule = LearningRateSchedule(self.solver, self.learning_rate,
                                         self.learning_rate_init, self.power_t, rate=self._lr)
         n_batches = -(-n // batch_size)
+        cosine = self.learning_rate == "cosine"
+        if cosine:
+            if self.warmup_epochs >= self.max_iter:
+                raise ValueError(f"warmup_epochs={self.warmup_epochs} must be less than "
+                                 f"max_iter={self.max_iter}: the cosine schedule decays over "
+                                 "the epochs after the warm-up")
+            if not incremental or not hasattr(self, "_schedule_epochs"):
+                self._schedule_epochs = 0          # a new fit restarts the schedule
+            elif self._schedule_epochs >= self.max_iter:
+                warnings.warn(
+                    f"The cosine schedule ended after max_iter={self.max_iter} epochs: its "
+                    "learning rate is 0, so this partial_fit call does not change the "
+                    "weights. Raise max_iter, or call fit to start a new schedule.",
+                    UserWarning)
+        drop = any(check_dropout(self.dropout, len(self.coefs_) - 1))
 
         pending = None   # the result of an epoch whose bookkeeping is not done yet
         # a Ctrl-C sets `interrupted`; it is acted on between two epochs, after
@@ -480,8 +576,14 @@ class Classifier(ClassifierMixin, BaseEstimator):
                     if self.shuffle:
                         rng.shuffle(order)
                     pending = None
+                    # one key per epoch for its dropout masks, drawn only with
+                    # dropout (without it, the draws are those of 0.1)
+                    seed = int(rng.randint(np.iinfo(np.int64).max)) if drop else 0
+                    plan = ((float(self.learning_rate_init), float(self._schedule_epochs),
+                             float(self.warmup_epochs), float(self.max_iter), n_batches)
+                            if cosine else None)
                     pending = self._run_epoch(trainer, X, y, sample_weight, order, batch_size,
-                                              schedule.epoch_rate)
+                                              schedule.epoch_rate, plan, seed)
                     stop = self._end_epoch(pending, trainer, schedule, n, n_batches, total_w,
                                            t0, early, X_val, y_val, sw_val)
                     pending = None
@@ -527,29 +629,27 @@ class Classifier(ClassifierMixin, BaseEstimator):
         # summed over the epoch's batches (with the end-of-epoch weights)
         loss = (data_loss + 0.5 * self.alpha * trainer.squared_norm() * n_batches) / total_w
         self._check_finite(loss)
-        score = None
+        score = val_loss = None
         if early:
-            z = self._forward(X_val, "logits", check=False)
-            if not np.isfinite(z).all():
-                raise FloatingPointError("the logits of the validation set overflowed")
-            pred = np.argmax(z, axis=1)
-            score = float(accuracy_score(y_val, pred, sample_weight=sw_val))
+            score, val_loss = self._validate(X_val, y_val, sw_val)
         self.n_iter_ += 1
         self.t_ += n
+        self._schedule_epochs = getattr(self, "_schedule_epochs", 0) + 1
         self.loss_ = float(loss)
         self.loss_curve_.append(self.loss_)
-        self._update_no_improvement(score)
+        self._update_no_improvement(score, val_loss)
         if self.verbose:
             msg = f"Epoch {self.n_iter_}, loss = {self.loss_:.8f}"
             if early:
-                msg += f", validation score = {score:.6f}"
+                msg += f", validation score = {score:.6f}, validation loss = {val_loss:.6f}"
             if t0 is not None:
                 msg += f", {time.perf_counter() - t0:.2f} s"
             print(msg)
         schedule.iteration_ends(self.t_)
         stop = False
         if self._no_improvement_count > self.n_iter_no_change:
-            what = "Validation score" if early else "Training loss"
+            what = ("Training loss" if not early else "Validation loss"
+                    if self.early_stopping_metric == "loss" else "Validation score")
             stop = schedule.trigger_stopping(
                 f"{what} did not improve more than tol={self.tol:f} for "
                 f"{self.n_iter_no_change} consecutive epochs.", self.verbose)
@@ -558,15 +658,34 @@ class Classifier(ClassifierMixin, BaseEstimator):
         self._lr = schedule.rate
         return stop
 
-    def _update_no_improvement(self, score):
+    def _validate(self, X_val, y_val, sw_val):
+        """(accuracy, mean NLL) of the held-out rows; the NLL without label
+        smoothing (the held-out data's own likelihood), from the logits
+        through the exact kernels."""
+        z = self._forward(X_val, "logits", check=False)
+        if not np.isfinite(z).all():
+            raise FloatingPointError("the logits of the validation set overflowed")
+        if self._is_multilabel():
+            score = accuracy_score(y_val > 0.5, z > 0, sample_weight=sw_val)
+            val_loss = sigmoid_binary_cross_entropy(z, y_val, sample_weight=sw_val)
+        else:
+            score = accuracy_score(y_val, np.argmax(z, axis=1), sample_weight=sw_val)
+            val_loss = nll_loss(z, y_val, sample_weight=sw_val)
+        return float(score), float(val_loss)
+
+    def _update_no_improvement(self, score, val_loss=None):
         """The plateau counter and the best loss / score (and weights) after an epoch."""
         if score is not None:
             self.validation_scores_.append(score)
+            self.validation_loss_curve_.append(val_loss)
+            by_loss = self.early_stopping_metric == "loss"
             self._no_improvement_count, best = plateau_update(
-                self._no_improvement_count, self.best_validation_score_, score, self.tol,
-                maximize=True)
+                self._no_improvement_count,
+                self.best_validation_loss_ if by_loss else self.best_validation_score_,
+                val_loss if by_loss else score, self.tol, maximize=not by_loss)
+            self.best_validation_score_ = max(self.best_validation_score_, score)
+            self.best_validation_loss_ = min(self.best_validation_loss_, val_loss)
             if best:
-                self.best_validation_score_ = score
                 self._best_coefs = [c.copy() for c in self.coefs_]
                 self._best_intercepts = [b.copy() for b in self.intercepts_]
         else:
