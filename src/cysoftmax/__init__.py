@@ -2,7 +2,8 @@
 
 Kernels: `softmax`, `log_softmax`, `logsumexp`, `nll_loss`,
 `local_gradient`, `nll_loss_and_gradient`, and the backward functions
-`softmax_backward`, `log_softmax_backward`.
+`softmax_backward`, `log_softmax_backward`; for sigmoid (multilabel) outputs
+`sigmoid_binary_cross_entropy` and `log_sigmoid`.
 """
 
 from ._version import __version__
@@ -16,6 +17,7 @@ from ._api import (
     softmax,
 )
 from ._api import log_softmax_backward, softmax_backward
+from ._api import log_sigmoid, sigmoid_binary_cross_entropy
 from ._network_api import backprop, forward, linear_nll_loss, linear_nll_loss_and_gradient
 from .classifier import Classifier, load
 
@@ -36,6 +38,8 @@ __all__ = [
     "linear_nll_loss_and_gradient",
     "softmax_backward",
     "log_softmax_backward",
+    "sigmoid_binary_cross_entropy",
+    "log_sigmoid",
     "show_config",
 ]
 

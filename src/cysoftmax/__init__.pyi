@@ -30,6 +30,8 @@ __all__ = [
     "linear_nll_loss_and_gradient",
     "softmax_backward",
     "log_softmax_backward",
+    "sigmoid_binary_cross_entropy",
+    "log_sigmoid",
     "show_config",
 ]
 
@@ -302,3 +304,82 @@ def log_softmax_backward(
     grad_output: ArrayLike, log_probs: ArrayLike, axis: _Axis = -1, *,
     out: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]: ...
+
+# sigmoid (multilabel) outputs: the binary cross-entropy, summed over labels
+# per row ("mean": over rows, as MLPClassifier), and log-sigmoid
+@overload
+def sigmoid_binary_cross_entropy(
+    logits: NDArray[_F],
+    targets: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: _Mean = "mean",
+    return_gradient: Literal[False] = False,
+) -> float: ...
+@overload
+def sigmoid_binary_cross_entropy(
+    logits: NDArray[_F],
+    targets: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: _Mean = "mean",
+    return_gradient: Literal[True],
+) -> tuple[float, NDArray[_F]]: ...
+@overload
+def sigmoid_binary_cross_entropy(
+    logits: NDArray[_F],
+    targets: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: Literal["none"],
+    return_gradient: Literal[False] = False,
+) -> NDArray[_F]: ...
+@overload
+def sigmoid_binary_cross_entropy(
+    logits: NDArray[_F],
+    targets: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: Literal["none"],
+    return_gradient: Literal[True],
+) -> tuple[NDArray[_F], NDArray[_F]]: ...
+@overload
+def sigmoid_binary_cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: _Mean = "mean",
+    return_gradient: Literal[False] = False,
+) -> float: ...
+@overload
+def sigmoid_binary_cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: _Mean = "mean",
+    return_gradient: Literal[True],
+) -> tuple[float, NDArray[np.float64]]: ...
+@overload
+def sigmoid_binary_cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: Literal["none"],
+    return_gradient: Literal[False] = False,
+) -> NDArray[np.float64]: ...
+@overload
+def sigmoid_binary_cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: Literal["none"],
+    return_gradient: Literal[True],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+@overload
+def log_sigmoid(z: NDArray[_F], *, out: NDArray[_F] | None = None) -> NDArray[_F]: ...
+@overload
+def log_sigmoid(z: ArrayLike, *, out: NDArray[np.float64] | None = None) -> NDArray[np.float64]: ...

@@ -37,24 +37,8 @@ from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy
 
 from ._kernels cimport (cs_nll_f, cs_nll_d, cs_nll_opts_f, cs_nll_opts_d, cs_softmax_f,
-                       cs_softmax_d, cs_log_softmax_f, cs_log_softmax_d)
-# TEMP-BCE: stand-ins until the BCE kernels land
-cdef extern from *:
-    """
-    #include <stddef.h>
-    static double cs_bce_f(const float *z, ptrdiff_t ldz, const float *t, ptrdiff_t ldt, const double *w, double gmul, float *loss, float *grad, ptrdiff_t ldg, ptrdiff_t n, ptrdiff_t m) { return 0; }
-    static double cs_bce_d(const double *z, ptrdiff_t ldz, const double *t, ptrdiff_t ldt, const double *w, double gmul, double *loss, double *grad, ptrdiff_t ldg, ptrdiff_t n, ptrdiff_t m) { return 0; }
-    static void cs_sigmoid_f(const float *z, ptrdiff_t ldz, float *o, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m) {}
-    static void cs_sigmoid_d(const double *z, ptrdiff_t ldz, double *o, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m) {}
-    static void cs_log_sigmoid_f(const float *z, ptrdiff_t ldz, float *o, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m) {}
-    static void cs_log_sigmoid_d(const double *z, ptrdiff_t ldz, double *o, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m) {}
-    """
-    double cs_bce_f(const float *z, Py_ssize_t ldz, const float *t, Py_ssize_t ldt, const double *w, double gmul, float *loss, float *grad, Py_ssize_t ldg, Py_ssize_t n, Py_ssize_t m) noexcept nogil
-    double cs_bce_d(const double *z, Py_ssize_t ldz, const double *t, Py_ssize_t ldt, const double *w, double gmul, double *loss, double *grad, Py_ssize_t ldg, Py_ssize_t n, Py_ssize_t m) noexcept nogil
-    void cs_sigmoid_f(const float *z, Py_ssize_t ldz, float *o, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m) noexcept nogil
-    void cs_sigmoid_d(const double *z, Py_ssize_t ldz, double *o, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m) noexcept nogil
-    void cs_log_sigmoid_f(const float *z, Py_ssize_t ldz, float *o, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m) noexcept nogil
-    void cs_log_sigmoid_d(const double *z, Py_ssize_t ldz, double *o, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m) noexcept nogil
+                       cs_softmax_d, cs_log_softmax_f, cs_log_softmax_d, cs_bce_f, cs_bce_d,
+                       cs_sigmoid_f, cs_sigmoid_d, cs_log_sigmoid_f, cs_log_sigmoid_d)
 from ._blas cimport gemm
 from ._layers cimport (Layer, Net, ACT_IDENTITY, ACT_LOGISTIC, ACT_TANH, ACT_RELU,
                        ACT_LEAKY_RELU, ACT_GELU, ACT_SILU, OUT_SOFTMAX, OUT_LOGISTIC,

@@ -70,3 +70,16 @@ cdef extern from "rows.h" nogil:
                                float *out, Py_ssize_t n, Py_ssize_t m)
     void cs_logsumexp_masked_d(const double *z, Py_ssize_t ldz, const unsigned char *mask, Py_ssize_t ldmask,
                                double *out, Py_ssize_t n, Py_ssize_t m)
+
+    # sigmoid outputs (bce.template.h): binary cross-entropy from logits (w NULL:
+    # unit weights; loss, grad may be NULL; grad may be z), sigmoid, log-sigmoid
+    double cs_bce_f(const float *z, Py_ssize_t ldz, const float *t, Py_ssize_t ldt,
+                    const double *w, double gmul, float *loss, float *grad, Py_ssize_t ldg,
+                    Py_ssize_t n, Py_ssize_t m)
+    double cs_bce_d(const double *z, Py_ssize_t ldz, const double *t, Py_ssize_t ldt,
+                    const double *w, double gmul, double *loss, double *grad, Py_ssize_t ldg,
+                    Py_ssize_t n, Py_ssize_t m)
+    void cs_sigmoid_f(const float *z, Py_ssize_t ldz, float *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_sigmoid_d(const double *z, Py_ssize_t ldz, double *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_log_sigmoid_f(const float *z, Py_ssize_t ldz, float *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)
+    void cs_log_sigmoid_d(const double *z, Py_ssize_t ldz, double *out, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t m)

@@ -77,12 +77,17 @@ def write(clf, path):
     if not isinstance(params["random_state"], (int, type(None))):
         params["random_state"] = None       # a RandomState instance is not data
     params["hidden_layer_sizes"] = hidden_sizes(clf)
+    if isinstance(params.get("class_weight"), dict):
+        # JSON keys are strings: a dict of class labels is kept as [label, weight] pairs
+        params["class_weight"] = [[_jsonable(k), _jsonable(v)]
+                                  for k, v in clf.class_weight.items()]
     arrays = {
         "format": np.array(SAVE_FORMAT),
         "cysoftmax_version": np.array(__version__),
         "params": np.array(json.dumps(params)),
         "classes": classes,
         "classes_is_object": np.array(classes_is_object),
+        "out_activation": np.array(getattr(clf, "out_activation_", "softmax")),
         "n_layers": np.array(len(clf.coefs_)),
         "n_iter": np.array(int(clf.n_iter_)),
         "t": np.array(int(clf.t_)),
@@ -94,6 +99,10 @@ def write(clf, path):
     if getattr(clf, "validation_scores_", None) is not None:
         arrays["validation_scores"] = np.asarray(clf.validation_scores_, dtype=np.float64)
         arrays["best_validation_score"] = np.array(float(clf.best_validation_score_))
+    if getattr(clf, "validation_loss_curve_", None) is not None:
+        arrays["validation_loss_curve"] = np.asarray(clf.validation_loss_curve_,
+                                                     dtype=np.float64)
+        arrays["best_validation_loss"] = np.array(float(clf.best_validation_loss_))
     if getattr(clf, "feature_names_in_", None) is not None:
         arrays["feature_names_in"] = np.asarray(clf.feature_names_in_).astype(str)
     for i, (c, b) in enumerate(zip(clf.coefs_, clf.intercepts_)):
@@ -390,12 +399,18 @@ def _check_headers(data, clf, n_layers):
         if h.dtype.kind != "U" or h.shape != (n_features,):
             raise ValueError(f"feature_names_in must be {n_features} strings")
         read.append("feature_names_in")
-    for key in ("loss_curve", "validation_scores"):
+    if "out_activation" in files:
+        _scalar_header(data, "out_activation", "U")
+        read.append("out_activation")
+    for key in ("loss_curve", "validation_scores", "validation_loss_curve"):
         if key in files:
             h = data.header(key)
             if len(h.shape) != 1 or h.dtype.kind != "f":
                 raise ValueError(f"{key} must be a 1-D float array")
             read.append(key)
+    if "validation_loss_curve" in files:
+        _scalar_header(data, "best_validation_loss", "f")
+        read.append("best_validation_loss")
     if "validation_scores" in files:
         _scalar_header(data, "best_validation_score", "f")
         read.append("best_validation_score")
@@ -423,6 +438,11 @@ def _from_npz(data, estimator_class):
         raise ValueError(f"unknown parameters {sorted(unknown)}")
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    cw = params.get("class_weight")
+    if isinstance(cw, list):            # [label, weight] pairs (see write)
+        if not all(isinstance(p, list) and len(p) == 2 for p in cw):
+            raise ValueError("class_weight must be a list of [label, weight] pairs")
+        params["class_weight"] = {(tuple(k) if isinstance(k, list) else k): v for k, v in cw}
     clf.set_params(**params)
     clf._validate_params()          # InvalidParameterError is a ValueError
     n_layers = int(_scalar(data, "n_layers", "iu"))
@@ -447,7 +467,12 @@ def _from_npz(data, estimator_class):
         clf.feature_names_in_ = data["feature_names_in"].astype(object)
     clf.n_layers_ = n_layers + 1
     clf.n_outputs_ = coefs[-1].shape[1]
-    clf.out_activation_ = "softmax"
+    out_act = str(_scalar(data, "out_activation", "U")) if "out_activation" in files else "softmax"
+    if out_act not in ("softmax", "logistic"):
+        raise ValueError(f"out_activation must be 'softmax' or 'logistic'; got {out_act!r}")
+    if out_act == "logistic" and not np.array_equal(classes, np.arange(len(classes))):
+        raise ValueError("a multilabel model's classes must be 0, 1, ..., n_labels - 1")
+    clf.out_activation_ = out_act
     clf.n_iter_ = int(_scalar(data, "n_iter", "iu")) if "n_iter" in files else 0
     clf.t_ = int(_scalar(data, "t", "iu")) if "t" in files else 0
     if "loss" in files:
@@ -466,5 +491,10 @@ def _from_npz(data, estimator_class):
     else:
         clf.validation_scores_ = None
         clf.best_validation_score_ = None
+    if "validation_loss_curve" in files:
+        clf.validation_loss_curve_ = [float(v) for v in data["validation_loss_curve"]]
+        clf.best_validation_loss_ = float(_scalar(data, "best_validation_loss", "f"))
+    else:
+        clf.validation_loss_curve_ = clf.best_validation_loss_ = None
     clf._no_improvement_count = 0
     return clf

@@ -53,3 +53,12 @@ def log_softmax_masked_rows(
 def logsumexp_masked_rows(
     z: NDArray[np.floating], mask: NDArray[np.uint8], out: NDArray[np.floating]
 ) -> None: ...
+def bce_rows(
+    z: NDArray[np.floating],
+    t: NDArray[np.floating],
+    w: NDArray[np.float64] | None,
+    gmul: float,
+    loss: NDArray[np.floating] | None,
+    grad: NDArray[np.floating] | None,
+) -> float: ...
+def sigmoid_rows(z: NDArray[np.floating], out: NDArray[np.floating], log: bool = ...) -> None: ...

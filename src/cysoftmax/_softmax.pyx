@@ -537,3 +537,68 @@ def logsumexp_masked_rows(z, mask, out):
         _logsumexp_masked[float](z, mask, ldm, out)
     else:
         _logsumexp_masked[double](z, mask, ldm, out)
+
+
+# ------------------------------------------------------------ sigmoid outputs
+# The binary cross-entropy of independent sigmoid outputs (multilabel) and
+# the elementwise sigmoid / log-sigmoid (_kernels/bce.template.h).
+
+cdef double _bce(const floating[:, ::1] z, const floating[:, ::1] t, const double[::1] w,
+                 double gmul, floating[::1] loss, floating[:, ::1] grad) noexcept:
+    cdef const double *wp = &w[0] if w is not None else NULL
+    cdef floating *lp = &loss[0] if loss is not None else NULL
+    cdef floating *gp = &grad[0, 0] if grad is not None else NULL
+    cdef Py_ssize_t n = z.shape[0], m = z.shape[1]
+    cdef double total
+    with nogil:
+        if floating is float:
+            total = cs_bce_f(&z[0, 0], m, &t[0, 0], m, wp, gmul, lp, gp, m, n, m)
+        else:
+            total = cs_bce_d(&z[0, 0], m, &t[0, 0], m, wp, gmul, lp, gp, m, n, m)
+    return total
+
+
+def bce_rows(z, t, w, double gmul, loss, grad):
+    """sum_i w_i l_i, l_i = sum_j softplus(z_ij) - t_ij z_ij; fills loss (w_i l_i)
+    and grad (gmul w_i (sigmoid(z) - t)) when given.
+
+    z, t (n, m) C-contiguous of one dtype, t in [0, 1]; w (n,) float64 or
+    None; loss (n,) / grad (n, m) of z's dtype or None (grad may be z).
+    """
+    if z.shape != t.shape or (grad is not None and grad.shape != z.shape):
+        raise ValueError(f"shapes differ: {z.shape}, {t.shape}")
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        if loss is not None:
+            loss[...] = 0
+        return 0.0
+    if _is_f32(z):
+        return _bce[float](z, t, w, gmul, loss, grad)
+    return _bce[double](z, t, w, gmul, loss, grad)
+
+
+cdef void _sigmoid(const floating[:, ::1] z, floating[:, ::1] out, bint log) noexcept:
+    cdef Py_ssize_t n = z.shape[0], m = z.shape[1]
+    with nogil:
+        if floating is float:
+            if log:
+                cs_log_sigmoid_f(&z[0, 0], m, &out[0, 0], m, n, m)
+            else:
+                cs_sigmoid_f(&z[0, 0], m, &out[0, 0], m, n, m)
+        else:
+            if log:
+                cs_log_sigmoid_d(&z[0, 0], m, &out[0, 0], m, n, m)
+            else:
+                cs_sigmoid_d(&z[0, 0], m, &out[0, 0], m, n, m)
+
+
+def sigmoid_rows(z, out, bint log=False):
+    """out = sigmoid(z) (log: log sigmoid(z)) for 2-D C-contiguous z, out of
+    one shape and dtype (out may be z)."""
+    if out.shape != z.shape:
+        raise ValueError(f"shapes differ: {z.shape}, {out.shape}")
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        return
+    if _is_f32(z):
+        _sigmoid[float](z, out, log)
+    else:
+        _sigmoid[double](z, out, log)

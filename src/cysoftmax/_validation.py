@@ -15,6 +15,7 @@ __all__ = [
     "aligned_target",
     "as_float_array",
     "check_axis",
+    "check_binary_targets",
     "check_choice",
     "check_class_weight",
     "check_flag",
@@ -337,6 +338,32 @@ def check_dropout(dropout, n_hidden, name="dropout"):
             raise ValueError(f"{name} rates must be in [0, 1); got {r}")
         out.append(float(r))
     return out
+
+
+def check_binary_targets(targets, shape, dtype, name="targets"):
+    """Targets of the binary cross-entropy (one per logit): real values in
+    [0, 1] (soft targets allowed), or a bool / integer 0-1 indicator array,
+    of exactly `shape` (no broadcasting).  The range is checked in the
+    given dtype (a float64 1 + 1e-12 is refused even though it would round
+    to 1 in float32), then the targets are converted to `dtype`, the logits'
+    dtype.  Returns a C-contiguous, aligned array; NaN or a value outside
+    [0, 1] is a ``ValueError``, a complex, object or string array a
+    ``TypeError``."""
+    arr = _asarray(targets, name, "target values in [0, 1]")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real values in [0, 1] (or bool); got dtype "
+                        f"{arr.dtype}")
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {arr.shape}; the logits have shape "
+                         f"{tuple(shape)} and they must match (one target per logit)")
+    # min >= 0 fails on NaN too (two reductions, no temporary mask)
+    if arr.size and arr.dtype.kind != "b" and not (arr.min() >= 0 and arr.max() <= 1):
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            raise ValueError(f"{name} must be in [0, 1]; it holds NaN")
+        bad = arr.min() if not arr.min() >= 0 else arr.max()
+        raise ValueError(f"{name} must be in [0, 1] (probabilities of the positive "
+                         f"class); it holds {bad}")
+    return np.require(arr, dtype=dtype, requirements=["C", "A"])
 
 
 def check_choice(value, choices, name):

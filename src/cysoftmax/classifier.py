@@ -57,11 +57,7 @@ from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import _check_sample_weight
 
 from . import _inputs, _persistence, _trainer
-from ._api import nll_loss
-try:  # TEMP-BCE
-    from ._api import sigmoid_binary_cross_entropy
-except ImportError:
-    sigmoid_binary_cross_entropy = None
+from ._api import nll_loss, sigmoid_binary_cross_entropy
 from ._engine import ACTIVATIONS, forward_into
 from ._validation import check_dropout
 from ._schedule import LearningRateSchedule, plateau_update

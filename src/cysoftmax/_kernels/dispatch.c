@@ -341,6 +341,30 @@ void cs_logsumexp_masked_##S(const T *z, ptrdiff_t ldz, const unsigned char *mas
 CS_DEFINE_MASKED(float, f)
 CS_DEFINE_MASKED(double, d)
 
+/* sigmoid outputs (bce.template.h): totals in chunk order, like cs_nll.  (The
+   targets are `tg` here: `t` is CS_CHUNKS's table.) */
+#define CS_DEFINE_BCE(T, S)                                                         \
+double cs_bce_##S(const T *z, ptrdiff_t ldz, const T *tg, ptrdiff_t ldt,           \
+                  const double *w, double gmul, T *loss, T *grad, ptrdiff_t ldg,    \
+                  ptrdiff_t n, ptrdiff_t m)                                         \
+{                                                                                   \
+    CS_CHUNKS_SUM(t->cs_bce_##S(z + i0 * ldz, ldz, tg + i0 * ldt, ldt, CS_AT(w, 1),  \
+                                gmul, CS_AT(loss, 1), CS_AT(grad, ldg), ldg, nr_, m)) \
+}                                                                                   \
+void cs_sigmoid_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo, ptrdiff_t n, \
+                    ptrdiff_t m)                                                    \
+{                                                                                   \
+    CS_CHUNKS(t->cs_sigmoid_##S(z + i0 * ldz, ldz, out + i0 * ldo, ldo, nr_, m))    \
+}                                                                                   \
+void cs_log_sigmoid_##S(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,          \
+                        ptrdiff_t n, ptrdiff_t m)                                   \
+{                                                                                   \
+    CS_CHUNKS(t->cs_log_sigmoid_##S(z + i0 * ldz, ldz, out + i0 * ldo, ldo, nr_, m)) \
+}
+
+CS_DEFINE_BCE(float, f)
+CS_DEFINE_BCE(double, d)
+
 int cs_labels_ok(const ptrdiff_t *y, ptrdiff_t n, ptrdiff_t m)
 {
     return get_active()->cs_labels_ok(y, n, m);

@@ -5,8 +5,8 @@
  * variant's -march flags (baseline: none; avx2: x86-64-v3; avx512:
  * x86-64-v4), so every function name carries the variant's suffix, e.g.
  * cs_softmax_f_avx2.  dispatch.c picks one variant at run time.
- * rows.template.h (and grads.template.h, nll_opts.template.h and
- * masked.template.h after it) is included once per element type.
+ * rows.template.h (and grads.template.h, nll_opts.template.h,
+ * masked.template.h and bce.template.h after it) is included once per element type.
  */
 #include <math.h>
 #include "rows.h"
@@ -42,6 +42,7 @@
 #include "grads.template.h"
 #include "nll_opts.template.h"
 #include "masked.template.h"
+#include "bce.template.h"
 #undef T
 #undef S
 #undef CS_EXP
@@ -61,6 +62,7 @@
 #include "grads.template.h"
 #include "nll_opts.template.h"
 #include "masked.template.h"
+#include "bce.template.h"
 #undef T
 #undef S
 #undef CS_EXP

@@ -97,10 +97,28 @@
        T *out, ptrdiff_t n, ptrdiff_t m),                                           \
       (z, ldz, mask, ldmask, out, n, m))
 
+/* sigmoid outputs (bce.template.h): the binary cross-entropy of logits z
+   and targets t in [0, 1], l_i = sum_j softplus(z_ij) - t_ij z_ij; returns
+   sum_i w_i l_i (w NULL: 1), loss[i] = w_i l_i (loss may be NULL),
+   grad[i, j] = gmul w_i (sigmoid(z_ij) - t_ij) (grad may be NULL or z);
+   elementwise sigmoid and log-sigmoid (out may be z) */
+#define CS_BCE_KERNELS(X, T, S)                                                     \
+    X(double, cs_bce_##S,                                                           \
+      (const T *z, ptrdiff_t ldz, const T *t, ptrdiff_t ldt, const double *w,       \
+       double gmul, T *loss, T *grad, ptrdiff_t ldg, ptrdiff_t n, ptrdiff_t m),     \
+      (z, ldz, t, ldt, w, gmul, loss, grad, ldg, n, m))                             \
+    X(void, cs_sigmoid_##S,                                                         \
+      (const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m), \
+      (z, ldz, out, ldo, n, m))                                                     \
+    X(void, cs_log_sigmoid_##S,                                                     \
+      (const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo, ptrdiff_t n, ptrdiff_t m), \
+      (z, ldz, out, ldo, n, m))
+
 #define CS_ALL_KERNELS(X) CS_KERNELS(X, float, f) CS_KERNELS(X, double, d) \
     CS_GRAD_KERNELS(X, float, f) CS_GRAD_KERNELS(X, double, d) CS_UNTYPED_KERNELS(X) \
     CS_NLL_OPTS_KERNELS(X, float, f) CS_NLL_OPTS_KERNELS(X, double, d) \
-    CS_MASKED_KERNELS(X, float, f) CS_MASKED_KERNELS(X, double, d)
+    CS_MASKED_KERNELS(X, float, f) CS_MASKED_KERNELS(X, double, d) \
+    CS_BCE_KERNELS(X, float, f) CS_BCE_KERNELS(X, double, d)
 
 /* the dispatched entry points */
 #define CS_DECL_PUBLIC(R, name, params, args) R name params;
