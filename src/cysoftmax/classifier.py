@@ -21,8 +21,11 @@ loss+gradient, backprop and the optimizer step without the GIL and without
 Python between batches.  Prediction is one call of ``_engine.forward_into``
 (block by block, the softmax row kernels fused at the end).
 
-The output layer is always a softmax, also for two classes (two units);
-`decision_function` still returns scikit-learn's binary log-odds there.
+The output layer is a softmax, also for two classes (two units;
+`decision_function` still returns scikit-learn's binary log-odds there), or,
+for a multilabel indicator y, one sigmoid per label with the binary
+cross-entropy.  Dropout, label smoothing, the cosine schedule's per-batch
+rate and the new activations all run inside the compiled epoch.
 
 Design choices
 --------------
@@ -71,25 +74,42 @@ class Classifier(ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron classifier with a softmax output, trained by cysoftmax.
 
     A drop-in for :class:`sklearn.neural_network.MLPClassifier` (same
-    parameters, defaults and fitted attributes; the ``lbfgs`` solver and
-    ``max_fun`` are not offered), trained by mini-batch SGD (plain, momentum,
-    Nesterov) or Adam in compiled code.  float32 input trains and predicts in
-    float32; float64 in float64; other dtypes are converted to float64.
-    Sparse X (CSR or CSC) is densified one mini-batch at a time.
+    parameters, defaults and fitted attributes, multilabel targets
+    included), trained by mini-batch SGD (plain, momentum, Nesterov) or
+    Adam in compiled code, with what MLPClassifier's users ask for and it
+    does not offer: class weights, dropout, label smoothing, three more
+    activations, a cosine schedule with warm-up for every solver, the
+    validation loss and stopping on it, scikit-learn's callbacks.  float32
+    input trains and predicts in float32; float64 in float64; other dtypes
+    are converted to float64.  Sparse X (CSR or CSC) is densified one
+    mini-batch at a time.
 
     Parameters
     ----------
     hidden_layer_sizes : array-like of int, default=(100,)
         Units of each hidden layer.
-    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
-        Hidden-layer activation.
+    activation : {"identity", "logistic", "tanh", "relu", "leaky_relu", "gelu", "silu"}, \
+default="relu"
+        Hidden-layer activation: ``leaky_relu`` has slope 0.01 below 0 (and
+        at 0, as PyTorch), ``gelu`` is the exact ``z Phi(z)`` (computed
+        through ``erfc``: exact also far in the negative tail), ``silu`` is
+        ``z sigmoid(z)``.
     solver : {"sgd", "adam"}, default="adam"
     alpha : float, default=0.0001
         L2 penalty: the loss adds ``alpha / (2 * sum(w)) * sum ||W||^2``.
     batch_size : int or "auto", default="auto"
         ``min(200, n_samples)`` for "auto"; clipped to ``[1, n_samples]``.
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Schedule for ``solver="sgd"`` (as MLPClassifier).
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="constant"
+        ``"invscaling"`` and ``"adaptive"`` apply to ``solver="sgd"`` only,
+        as in MLPClassifier.  ``"cosine"`` applies to sgd *and* adam (a
+        deliberate difference: MLPClassifier schedules sgd only): the rate
+        of each mini-batch is ``learning_rate_init * (1 + cos(pi u)) / 2``
+        with ``u`` the fraction of the ``max_iter`` epochs after the warm-up
+        that has passed, down to 0 at the last batch of epoch ``max_iter``;
+        computed in the compiled epoch for every mini-batch.  `fit` starts
+        the schedule anew (also with ``warm_start``); `partial_fit` calls
+        count as epochs of one schedule, continuing from call to call, and
+        warn once it has ended (the rate is then 0).
     learning_rate_init : float, default=0.001
     power_t : float, default=0.5
     max_iter : int, default=200
@@ -112,13 +132,59 @@ class Classifier(ClassifierMixin, BaseEstimator):
     beta_1, beta_2, epsilon : float, defaults 0.9, 0.999, 1e-8
         Adam's parameters.
     n_iter_no_change : int, default=10
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into `sample_weight`: a dict
+        ``{label: weight}`` (labels it leaves out weigh 1; a key that is not
+        a class is an error), or ``"balanced"``: ``n_samples / (n_classes *
+        count(label))``, computed by scikit-learn's ``compute_class_weight``
+        as ``LogisticRegression`` calls it (with the sample weights, where the
+        installed scikit-learn accepts them).  `partial_fit` refuses
+        ``"balanced"`` (one call's data does not tell the class frequencies;
+        pass a dict computed once from the whole target), as SGDClassifier
+        does.  Not for multilabel targets.
+    dropout : float or array-like of float, default=0.0
+        Inverted dropout on the hidden activations during training (one
+        rate for every hidden layer, or one per hidden layer), in [0, 1):
+        an activation is zeroed with that probability and the others are
+        scaled by ``1 / (1 - rate)``; prediction never drops.  The masks are
+        drawn in the compiled epoch from a counter-based generator keyed by
+        one number per epoch from `random_state`, so a fit is bit-for-bit
+        reproducible for a seed (whatever the thread count) and the backward
+        pass recomputes a mask instead of storing it.  Rates are rounded to
+        multiples of 2**-16 (the draws' resolution).  ``0`` trains exactly
+        as without the parameter.
+    label_smoothing : float, default=0.0
+        In [0, 1): the softmax cross-entropy's targets are
+        ``(1 - label_smoothing) onehot(y) + label_smoothing / n_classes``,
+        PyTorch ``cross_entropy``'s definition (computed by the same kernel
+        as :func:`cysoftmax.nll_loss`).  ``loss_`` and ``loss_curve_`` are
+        the smoothed loss; ``validation_loss_curve_`` is not smoothed.  Not
+        for multilabel targets.
+    warmup_epochs : float, default=0
+        With ``learning_rate="cosine"``: a linear warm-up from
+        ``learning_rate_init / n_batches`` to ``learning_rate_init`` over
+        this many epochs (less than ``max_iter``), before the decay.
+    early_stopping_metric : {"accuracy", "loss"}, default="accuracy"
+        With ``early_stopping``: stop when the held-out accuracy
+        (MLPClassifier's rule) or the held-out loss (mean NLL, without
+        label smoothing) has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs; the weights of the best epoch by that
+        metric are restored.  Both are recorded, in ``validation_scores_``
+        and ``validation_loss_curve_``.
 
     Attributes
     ----------
     classes_, coefs_, intercepts_, n_features_in_, feature_names_in_,
     n_iter_, loss_, loss_curve_, best_loss_, validation_scores_,
     best_validation_score_, t_, n_layers_, n_outputs_, out_activation_
-        As in MLPClassifier; ``out_activation_`` is always ``"softmax"``.
+        As in MLPClassifier; ``out_activation_`` is ``"softmax"`` (also for
+        two classes: two units) or, for a multilabel y, ``"logistic"``
+        (one sigmoid per label, the binary cross-entropy summed over
+        labels; ``classes_`` is then ``arange(n_labels)``).
+    validation_loss_curve_ : list of float or None
+        With ``early_stopping``: the held-out mean NLL after each epoch.
+    best_validation_loss_ : float or None
+        Its minimum.
 
     Notes
     -----
@@ -253,8 +319,9 @@ class Classifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Class labels (any sortable hashable values: numbers, strings).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels (any sortable hashable values: numbers, strings), or
+            a multilabel indicator matrix of 0/1.
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns

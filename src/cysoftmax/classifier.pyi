@@ -12,14 +12,17 @@ __all__ = ["Classifier", "load"]
 
 _Path: TypeAlias = str | os.PathLike[str]
 _Float: TypeAlias = np.float32 | np.float64
+_Activation: TypeAlias = Literal["identity", "logistic", "tanh", "relu", "leaky_relu", "gelu",
+                                 "silu"]
+_Schedule: TypeAlias = Literal["constant", "invscaling", "adaptive", "cosine"]
 
 class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     hidden_layer_sizes: int | Sequence[int]
-    activation: Literal["identity", "logistic", "tanh", "relu"]
+    activation: _Activation
     solver: Literal["sgd", "adam"]
     alpha: float
     batch_size: int | Literal["auto"]
-    learning_rate: Literal["constant", "invscaling", "adaptive"]
+    learning_rate: _Schedule
     learning_rate_init: float
     power_t: float
     max_iter: int
@@ -36,6 +39,11 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     beta_2: float
     epsilon: float
     n_iter_no_change: int | float
+    class_weight: dict[Any, float] | Literal["balanced"] | None
+    dropout: float | Sequence[float]
+    label_smoothing: float
+    warmup_epochs: float
+    early_stopping_metric: Literal["accuracy", "loss"]
 
     # fitted attributes, as MLPClassifier's
     classes_: NDArray[Any]
@@ -49,6 +57,8 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     best_loss_: float | None
     validation_scores_: list[float] | None
     best_validation_score_: float | None
+    validation_loss_curve_: list[float] | None
+    best_validation_loss_: float | None
     t_: int
     n_layers_: int
     n_outputs_: int
@@ -57,12 +67,12 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         hidden_layer_sizes: int | Sequence[int] = (100,),
-        activation: Literal["identity", "logistic", "tanh", "relu"] = "relu",
+        activation: _Activation = "relu",
         *,
         solver: Literal["sgd", "adam"] = "adam",
         alpha: float = 0.0001,
         batch_size: int | Literal["auto"] = "auto",
-        learning_rate: Literal["constant", "invscaling", "adaptive"] = "constant",
+        learning_rate: _Schedule = "constant",
         learning_rate_init: float = 0.001,
         power_t: float = 0.5,
         max_iter: int = 200,
