@@ -16,7 +16,7 @@ _Float: TypeAlias = np.float32 | np.float64
 class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     hidden_layer_sizes: int | Sequence[int]
     activation: Literal["identity", "logistic", "tanh", "relu"]
-    solver: Literal["sgd", "adam"]
+    solver: Literal["sgd", "adam", "lbfgs"]
     alpha: float
     batch_size: int | Literal["auto"]
     learning_rate: Literal["constant", "invscaling", "adaptive"]
@@ -36,6 +36,7 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     beta_2: float
     epsilon: float
     n_iter_no_change: int | float
+    max_fun: int
 
     # fitted attributes, as MLPClassifier's
     classes_: NDArray[Any]
@@ -59,7 +60,7 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         hidden_layer_sizes: int | Sequence[int] = (100,),
         activation: Literal["identity", "logistic", "tanh", "relu"] = "relu",
         *,
-        solver: Literal["sgd", "adam"] = "adam",
+        solver: Literal["sgd", "adam", "lbfgs"] = "adam",
         alpha: float = 0.0001,
         batch_size: int | Literal["auto"] = "auto",
         learning_rate: Literal["constant", "invscaling", "adaptive"] = "constant",
@@ -79,6 +80,7 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
     ) -> None: ...
     # X: an array-like or a scipy.sparse matrix (CSR/CSC)
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self: ...
