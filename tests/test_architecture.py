@@ -163,7 +163,7 @@ RANKS = {
     "_layers": 3, "_optim": 3, "_batches": 3, "_output": 3,
     "_engine": 4,
     "_api": 5, "_network_api": 5,
-    "_mmap": 6, "_schedule": 6, "_trainer": 7, "_inputs": 7,
+    "_mmap": 6, "_schedule": 6, "_trainer": 7, "_inputs": 7, "_lbfgs": 7,
     "_persistence": 8, "classifier": 9, "datasets": 9, "__init__": 10,
 }
 SOURCES = sorted({p.name: p for p in [*SRC.glob("*.py"), *TREE.glob("*.py"),

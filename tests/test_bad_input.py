@@ -1294,7 +1294,7 @@ HYPER_BAD = {
     "hidden_layer_sizes": [0, -1, "abc", None, 2.5, (0,), (3, 0), (-1,), (3.5,), (True,),
                            ("a",), [[3]], np.array([3.0])],
     "activation": ["softmax", "RELU", "", None, 1, np.tanh],
-    "solver": ["lbfgs", "SGD", None, 0],
+    "solver": ["LBFGS", "SGD", None, 0],
     "alpha": [-1.0, -1e-300, nan, inf, "0.1", None, 1j],
     "batch_size": [0, -5, 2.5, "all", None],
     "learning_rate": ["fast", None, 0.1],
@@ -1312,6 +1312,7 @@ HYPER_BAD = {
     "beta_2": [-0.1, 1.0, nan],
     "epsilon": [0.0, -1e-8, nan, inf],
     "n_iter_no_change": [0, -1, 2.5, nan, None],
+    "max_fun": [0, -1, 1.5, "x", None, inf],
     "warm_start": ["yes", 2],
     "verbose": ["loud", None],
 }

@@ -432,6 +432,8 @@ def _from_npz(data, estimator_class):
     params = json.loads(str(_scalar(data, "params", "U")))
     if not isinstance(params, dict):
         raise ValueError("params is not a mapping")
+    # a parameter the file does not name (e.g. max_fun, in files of 0.1) keeps
+    # the default of the estimator built here
     clf = estimator_class()
     unknown = set(params) - set(clf.get_params())
     if unknown:

@@ -56,10 +56,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import _check_sample_weight
 
-from . import _inputs, _persistence, _trainer
+from . import _inputs, _lbfgs, _persistence, _trainer
 from ._api import nll_loss, sigmoid_binary_cross_entropy
 from ._engine import ACTIVATIONS, forward_into
 from ._validation import check_dropout
@@ -76,7 +77,8 @@ class Classifier(ClassifierMixin, BaseEstimator):
     A drop-in for :class:`sklearn.neural_network.MLPClassifier` (same
     parameters, defaults and fitted attributes, multilabel targets
     included), trained by mini-batch SGD (plain, momentum, Nesterov) or
-    Adam in compiled code, with what MLPClassifier's users ask for and it
+    Adam in compiled code, or by full-batch L-BFGS (scipy's, over the
+    compiled loss and gradient), with what MLPClassifier's users ask for and it
     does not offer: class weights, dropout, label smoothing, three more
     activations, a cosine schedule with warm-up for every solver, the
     validation loss and stopping on it, scikit-learn's callbacks.  float32
@@ -94,7 +96,12 @@ default="relu"
         at 0, as PyTorch), ``gelu`` is the exact ``z Phi(z)`` (computed
         through ``erfc``: exact also far in the negative tail), ``silu`` is
         ``z sigmoid(z)``.
-    solver : {"sgd", "adam"}, default="adam"
+    solver : {"sgd", "adam", "lbfgs"}, default="adam"
+        "lbfgs": scipy's L-BFGS-B on the full-batch loss (``_lbfgs``);
+        batch_size, shuffle, early_stopping and the learning-rate
+        parameters do not apply, and `partial_fit` is not available (as
+        MLPClassifier).  float32 data trains in float32 (MLPClassifier
+        converts it to float64 for lbfgs).
     alpha : float, default=0.0001
         L2 penalty: the loss adds ``alpha / (2 * sum(w)) * sum ||W||^2``.
     batch_size : int or "auto", default="auto"
@@ -113,7 +120,7 @@ default="relu"
     learning_rate_init : float, default=0.001
     power_t : float, default=0.5
     max_iter : int, default=200
-        Epochs.
+        Epochs; for "lbfgs", L-BFGS iterations.
     shuffle : bool, default=True
     random_state : int, RandomState instance or None, default=None
         Weight initialization, shuffling and the early-stopping split.
@@ -132,6 +139,9 @@ default="relu"
     beta_1, beta_2, epsilon : float, defaults 0.9, 0.999, 1e-8
         Adam's parameters.
     n_iter_no_change : int, default=10
+    max_fun : int, default=15000
+        Only for "lbfgs": the most loss function calls (a call is one
+        full-batch loss and gradient).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, multiplied into `sample_weight`: a dict
         ``{label: weight}`` (labels it leaves out weigh 1; a key that is not
@@ -217,7 +227,7 @@ default="relu"
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "solver": [StrOptions({"sgd", "adam"})],
+        "solver": [StrOptions({"sgd", "adam", "lbfgs"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],
@@ -237,6 +247,7 @@ default="relu"
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
@@ -269,6 +280,7 @@ default="relu"
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         class_weight=None,
         dropout=0.0,
         label_smoothing=0.0,
@@ -297,6 +309,7 @@ default="relu"
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.class_weight = class_weight
         self.dropout = dropout
         self.label_smoothing = label_smoothing
@@ -336,6 +349,7 @@ default="relu"
         """
         return self._fit(X, y, sample_weight, incremental=False)
 
+    @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over X, y; `classes` is required on the first call.
@@ -584,7 +598,21 @@ default="relu"
             if not (np.isfinite(c).all() and np.isfinite(b).all()):
                 raise FloatingPointError("the weights became non-finite")
 
+    def _check_solver(self):
+        if self.solver == "lbfgs":
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 "lbfgs is not stochastic.")
+        return True
+
+    def _train_lbfgs(self, X, y, sample_weight):
+        """Full-batch L-BFGS over all of X (see ``_lbfgs``); early stopping,
+        batches and learning rates do not apply (as MLPClassifier)."""
+        _lbfgs.fit(self, X, y, sample_weight)
+        self._check_finite(self.loss_)
+
     def _train(self, X, y, sample_weight, incremental, rng):
+        if self.solver == "lbfgs":
+            return self._train_lbfgs(X, y, sample_weight)
         early = self.early_stopping and not incremental
         n_all = X.shape[0]
         X_val = y_val = sw_val = None

@@ -19,7 +19,7 @@ _Schedule: TypeAlias = Literal["constant", "invscaling", "adaptive", "cosine"]
 class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     hidden_layer_sizes: int | Sequence[int]
     activation: _Activation
-    solver: Literal["sgd", "adam"]
+    solver: Literal["sgd", "adam", "lbfgs"]
     alpha: float
     batch_size: int | Literal["auto"]
     learning_rate: _Schedule
@@ -39,6 +39,7 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     beta_2: float
     epsilon: float
     n_iter_no_change: int | float
+    max_fun: int
     class_weight: dict[Any, float] | Literal["balanced"] | None
     dropout: float | Sequence[float]
     label_smoothing: float
@@ -69,7 +70,7 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         hidden_layer_sizes: int | Sequence[int] = (100,),
         activation: _Activation = "relu",
         *,
-        solver: Literal["sgd", "adam"] = "adam",
+        solver: Literal["sgd", "adam", "lbfgs"] = "adam",
         alpha: float = 0.0001,
         batch_size: int | Literal["auto"] = "auto",
         learning_rate: _Schedule = "constant",
@@ -89,6 +90,7 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
     ) -> None: ...
     # X: an array-like or a scipy.sparse matrix (CSR/CSC)
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self: ...
