@@ -232,6 +232,8 @@ def test_large_call_openmp_split(dtype):
     rows, g = _np_ref(z, t, w)
     rtol = 1e-12 if dtype == np.float64 else 4e-6
     loss, grad = bce(z, t, sample_weight=w, reduction="none", return_gradient=True)
+    if _softmax.openmp_enabled() and _softmax.max_threads() > 1:
+        assert _softmax.last_team_size() > 1      # the rows really were split
     np.testing.assert_allclose(loss, rows, rtol=rtol)
     np.testing.assert_allclose(grad, g, rtol=rtol, atol=1e-14 if dtype == np.float64 else 1e-6)
     total, gs = bce(z, t, sample_weight=w, reduction="sum", return_gradient=True)
