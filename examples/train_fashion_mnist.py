@@ -2,9 +2,19 @@
 
 Uses the full data set when it is found (see cysoftmax.datasets: $CYSOFTMAX_DATA,
 ~/.cache/cysoftmax, or Debian's dataset-fashion-mnist package), and otherwise
-the small sample shipped inside the package, saying which.  Prints one line
-per epoch, then the test accuracy and the training time; with matplotlib
-installed, writes a learning curve and a confusion matrix as PNG files.
+the small sample shipped inside the package, saying which.  Prints the
+recipe, one line per epoch, then the test accuracy and the training time;
+with matplotlib installed, writes a learning curve and a confusion matrix as
+PNG files.
+
+The default recipe (`RECIPE`): 784-256-128-10 relu, inputs standardized per
+pixel (mean and standard deviation of the training images), dropout 0.2 on
+both hidden layers, label smoothing 0.1, Adam at 1e-3 with a cosine decay to
+0 over the 20 epochs after one warm-up epoch, L2 alpha 1e-4, batch 128.
+On full Fashion-MNIST it reaches a mean test accuracy of about 0.90 over
+seeds 0, 1, 2 (benchmarks/bench_fashion_mnist.py).  ``--plain`` trains
+MLPClassifier's defaults instead (pixels in [0, 1], constant rate, no
+dropout, no smoothing).
 
     python examples/train_fashion_mnist.py --epochs 20 --hidden 256,128
 """
@@ -14,6 +24,23 @@ import os
 import sys
 import time
 
+# The recipe of the main job: Classifier parameters besides the architecture,
+# the epochs, the batch size and the seed (benchmarks/bench_fashion_mnist.py
+# imports it, so the benchmark measures exactly this).
+RECIPE = dict(activation="relu", solver="adam", learning_rate_init=1e-3, alpha=1e-4,
+              learning_rate="cosine", warmup_epochs=1, dropout=0.2, label_smoothing=0.1)
+PLAIN = dict(activation="relu", solver="adam", learning_rate_init=1e-3, alpha=1e-4)
+
+
+def standardize(X, Xt):
+    """Both sets scaled by the training set's per-feature mean and standard
+    deviation (features that never vary keep their scale), in X's dtype."""
+    import numpy as np
+    mu = X.mean(axis=0, dtype=np.float64)
+    sd = X.std(axis=0, dtype=np.float64)
+    sd[sd == 0] = 1.0
+    return ((X - mu) / sd).astype(X.dtype), ((Xt - mu) / sd).astype(Xt.dtype)
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -21,8 +48,9 @@ def main(argv=None):
     ap.add_argument("--hidden", default="256,128", help="hidden layer sizes, default 256,128")
     ap.add_argument("--batch-size", type=int, default=128, help="mini-batch size, default 128")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    ap.add_argument("--solver", choices=["adam", "sgd"], default="adam")
-    ap.add_argument("--lr", type=float, default=1e-3, help="learning_rate_init, default 1e-3")
+    ap.add_argument("--plain", action="store_true",
+                    help="MLPClassifier's recipe (no standardization, dropout, smoothing or "
+                         "schedule) instead of the default one")
     ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: all cores)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample", action="store_true", help="use the embedded sample even if the full data is found")
@@ -58,9 +86,15 @@ def main(argv=None):
     print(f"cysoftmax {cysoftmax.__version__}")
 
     hidden = tuple(int(h) for h in args.hidden.split(",") if h)
-    clf = Classifier(hidden_layer_sizes=hidden, solver=args.solver, batch_size=args.batch_size,
-                     learning_rate_init=args.lr, max_iter=args.epochs, random_state=args.seed,
-                     verbose=True)
+    recipe = PLAIN if args.plain else RECIPE
+    if not args.plain:
+        X, Xt = standardize(X, Xt)
+    print("recipe: " + ("pixels / 255" if args.plain else "pixels standardized per feature")
+          + f", 784-{'-'.join(map(str, hidden))}-10, batch {args.batch_size}, "
+          f"{args.epochs} epochs, seed {args.seed}, "
+          + ", ".join(f"{k}={v!r}" for k, v in recipe.items()))
+    clf = Classifier(hidden_layer_sizes=hidden, batch_size=args.batch_size,
+                     max_iter=args.epochs, random_state=args.seed, verbose=True, **recipe)
     with threadpool_limits(limits=args.threads):
         import warnings
         from sklearn.exceptions import ConvergenceWarning
@@ -72,8 +106,8 @@ def main(argv=None):
             fit_s = time.perf_counter() - t0
         pred = clf.predict(Xt)
     acc = float(np.mean(pred == yt))
-    print(f"architecture: 784-{'-'.join(map(str, hidden))}-10 {args.solver}, "
-          f"batch {args.batch_size}, {clf.n_iter_} epochs")
+    print(f"architecture: 784-{'-'.join(map(str, hidden))}-10, batch {args.batch_size}, "
+          f"{clf.n_iter_} epochs")
     print(f"training time: {fit_s:.1f} s")
     print(f"test accuracy: {acc:.4f}")
 

@@ -390,3 +390,33 @@ def test_cosine_first_epoch_is_a_step_at_lr0():
     first = Classifier(learning_rate="cosine", learning_rate_init=0.5, max_iter=3, **kw)
     first.partial_fit(X, y, classes=np.unique(y))
     assert_array_equal(first.coefs_[0], one.coefs_[0])
+
+
+# --------------------------------------------------------------------------
+# the main job's recipe on full Fashion-MNIST
+# --------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_example_recipe_reaches_0_897_on_full_fashion_mnist(capsys):
+    """README's first command (examples/train_fashion_mnist.py, its defaults),
+    seed 0: the three-seed mean is in benchmarks/bench_fashion_mnist.py."""
+    import importlib.util
+    from pathlib import Path
+
+    from cysoftmax.datasets import load_fashion_mnist
+    try:
+        load_fashion_mnist("test", download=False)
+    except FileNotFoundError as exc:
+        _requires.missing("fashion-mnist", f"full Fashion-MNIST not installed: {exc}")
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_fashion_mnist.py"
+    if not path.exists():
+        _requires.missing("checkout", f"{path} is not there")
+    spec = importlib.util.spec_from_file_location("train_fashion_mnist_recipe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    acc = module.main(["--no-plots", "--no-download", "--seed", "0"])
+    out = capsys.readouterr().out
+    assert "full Fashion-MNIST" in out and "recipe:" in out
+    # no more multiply-adds per sample than 784-256-128-10, at most 20 epochs
+    assert "784-256-128-10" in out and "20 epochs" in out
+    assert acc >= 0.897, acc
