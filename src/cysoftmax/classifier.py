@@ -56,7 +56,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import _check_sample_weight
 
-from . import _inputs, _persistence, _trainer
+from . import _callbacks, _inputs, _persistence, _trainer
 from ._engine import ACTIVATIONS, forward_into
 from ._schedule import LearningRateSchedule, plateau_update
 from ._version import __version__
@@ -65,7 +65,7 @@ __all__ = ["Classifier", "load"]
 
 
 
-class Classifier(ClassifierMixin, BaseEstimator):
+class Classifier(_callbacks.CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron classifier with a softmax output, trained by cysoftmax.
 
     A drop-in for :class:`sklearn.neural_network.MLPClassifier` (same
@@ -341,7 +341,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------- all-or-nothing
     def _snapshot(self):
         """Every attribute but the parameters, and the optimizer state of the trainer."""
-        params = set(self.get_params(deep=False))
+        params = set(self.get_params(deep=False)) | _callbacks.STATE
         state = {k: v for k, v in self.__dict__.items() if k not in params}
         trainer = state.pop("_trainer_cache", None)
         state = copy.deepcopy(state)
@@ -350,7 +350,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
 
     def _restore(self, snapshot):
         state, trainer, opt = snapshot
-        params = set(self.get_params(deep=False))
+        params = set(self.get_params(deep=False)) | _callbacks.STATE
         for k in [k for k in self.__dict__ if k not in params]:
             del self.__dict__[k]
         self.__dict__.update(state)
@@ -470,6 +470,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                                         self.learning_rate_init, self.power_t, rate=self._lr)
         n_batches = -(-n // batch_size)
 
+        tasks = _callbacks.FitTasks(self, X, y, sample_weight, 1 if incremental else self.max_iter)
         pending = None   # the result of an epoch whose bookkeeping is not done yet
         # a Ctrl-C sets `interrupted`; it is acted on between two epochs, after
         # the bookkeeping of the one in flight (see _trainer.interrupts_deferred)
@@ -479,12 +480,14 @@ class Classifier(ClassifierMixin, BaseEstimator):
                     t0 = time.perf_counter()
                     if self.shuffle:
                         rng.shuffle(order)
+                    tasks.epoch_begin()
                     pending = None
                     pending = self._run_epoch(trainer, X, y, sample_weight, order, batch_size,
                                               schedule.epoch_rate)
                     stop = self._end_epoch(pending, trainer, schedule, n, n_batches, total_w,
                                            t0, early, X_val, y_val, sw_val)
                     pending = None
+                    stop = tasks.epoch_end() or stop     # a callback may stop training
                     if interrupted:
                         raise KeyboardInterrupt
                     if stop or incremental:
@@ -514,6 +517,7 @@ class Classifier(ClassifierMixin, BaseEstimator):
                 c[...] = best
             for b, best in zip(self.intercepts_, self._best_intercepts):
                 b[...] = best
+        tasks.end()
 
     def _end_epoch(self, data_loss, trainer, schedule, n, n_batches, total_w, t0, early,
                    X_val, y_val, sw_val):
