@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, SkipTestWarning
 from sklearn.metrics import accuracy_score
 
 import _requires
@@ -81,6 +81,11 @@ class Recorder:
         self.stop_after = stop_after
         self.fail_at_epoch = fail_at_epoch
         self.events = []
+
+    def __getstate__(self):
+        # as scikit-learn's RecordingCallback: a pickled estimator does not
+        # carry the record (the contexts, every epoch's fitted copy)
+        return {**self.__dict__, "events": [], "fitted": []}
 
     def setup(self, estimator, context):
         self.events.append(("setup", context.task_name, None))
@@ -299,6 +304,46 @@ def test_scoring_monitor_uses_the_sample_weights_and_stops():
         accuracy_score(y, est.predict(X), sample_weight=w))
 
 
+# ---------------------------------------------------------------- inside meta-estimators
+class AutoRecorder(Recorder):
+    """An auto-propagated Recorder: set on a meta-estimator, it reaches the Classifier."""
+
+    max_propagation_depth = None
+
+
+@needs_api
+def test_a_pipeline_propagates_its_callbacks_to_the_epochs():
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = data()
+    rec = AutoRecorder()
+    pipe = Pipeline([("sc", StandardScaler()), ("clf", model(max_iter=3))])
+    fit_quietly(pipe.set_callbacks(rec), X, y)
+    epochs = [c for e, t, c in rec.events if e == "end" and t == "epoch"]
+    assert len(epochs) == 3
+    # the Classifier's fit task took the place of the pipeline's step task
+    fit_task = epochs[0].parent
+    assert all(c.parent is fit_task for c in epochs)
+    assert fit_task.estimator_name == "Classifier" and fit_task.source_estimator_name == "Pipeline"
+    assert fit_task.parent.parent is None                  # the pipeline's root
+    assert rec.names().count(("setup", "fit")) == 1 and rec.names()[-1] == ("teardown", "fit")
+    assert not hasattr(pipe.named_steps["clf"], "_skl_callbacks")   # propagated, then removed
+
+
+@needs_api
+@needs_rich
+def test_grid_search_with_a_progress_bar(capsys):
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = data()
+    search = GridSearchCV(model(max_iter=3), {"alpha": [1e-4, 1e-2]}, cv=2)
+    fit_quietly(search.set_callbacks(skcb.ProgressBar(max_propagation_depth=None)), X, y)
+    assert search.best_estimator_.n_iter_ == 3
+    out = capsys.readouterr().out
+    assert "GridSearchCV - fit" in out and "Classifier - fit" in out, out
+
+
 # ---------------------------------------------------------------- estimator API
 @needs_api
 def test_clone_get_params_and_pickle_with_callbacks():
@@ -317,6 +362,25 @@ def test_clone_get_params_and_pickle_with_callbacks():
     fit_quietly(restored, X, y)                          # and trains again
     assert restored.n_iter_ == 3
     assert est.set_callbacks() is est and not hasattr(est, "_skl_callbacks")
+
+
+@needs_api
+def test_sklearn_estimator_checks_with_a_callback_set():
+    """scikit-learn's estimator checks (as in test_classifier.py) with a
+    ScoringMonitor set: it is cloned along, pickled along, and scores
+    every epoch of every fit the checks make."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    sm = skcb.ScoringMonitor(scoring="accuracy")
+    est = Classifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=100,
+                     random_state=0).set_callbacks(sm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", SkipTestWarning)     # array API: not ours
+        results = check_estimator(est, on_fail=None)
+    failed = [(r["check_name"], r["exception"]) for r in results if r["status"] == "failed"]
+    assert not failed
+    assert len(sm.get_logs(select="all")) > 10
 
 
 @needs_api
