@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_array_equal
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, SkipTestWarning
 from sklearn.metrics import accuracy_score
@@ -81,11 +81,13 @@ class Recorder:
         self.stop_after = stop_after
         self.fail_at_epoch = fail_at_epoch
         self.events = []
+        self.fitted = []        # each epoch's fitted_estimator
+        self.last = None        # the arguments of the last on_fit_task_end
 
     def __getstate__(self):
         # as scikit-learn's RecordingCallback: a pickled estimator does not
         # carry the record (the contexts, every epoch's fitted copy)
-        return {**self.__dict__, "events": [], "fitted": []}
+        return {**self.__dict__, "events": [], "fitted": [], "last": None}
 
     def setup(self, estimator, context):
         self.events.append(("setup", context.task_name, None))
@@ -101,8 +103,7 @@ class Recorder:
             return False
         if self.fail_at_epoch is not None and context.task_id + 1 == self.fail_at_epoch:
             raise RuntimeError("callback failed on purpose")
-        if context.task_name == "epoch":
-            self.fitted = getattr(self, "fitted", []) + [fitted_estimator]
+        self.fitted.append(fitted_estimator)
         return self.stop_after is not None and context.task_id + 1 >= self.stop_after
 
     def teardown(self, estimator, context):
