@@ -1,6 +1,7 @@
 """What a test needs that may be absent, and the one rule for its absence.
 
-A test that needs an optional package (PyTorch, Dask, pandas), the full
+A test that needs an optional package (PyTorch, Dask, pandas, rich, the
+callback API of scikit-learn >= 1.9: ``sklearn-callback``), the full
 Fashion-MNIST, the checkout around ``tests/`` (docs/, tools/, README.md) or an
 OpenMP build asks here.  When the thing is missing the test is skipped,
 unless the environment variable ``CYSOFTMAX_REQUIRE`` names it (a comma-separated
@@ -14,7 +15,8 @@ import os
 
 import pytest
 
-KNOWN = frozenset({"torch", "dask", "pandas", "fashion-mnist", "checkout", "openmp"})
+KNOWN = frozenset({"torch", "dask", "pandas", "fashion-mnist", "checkout", "openmp",
+                   "sklearn-callback", "rich"})
 
 
 def required():

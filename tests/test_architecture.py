@@ -164,7 +164,7 @@ RANKS = {
     "_engine": 4,
     "_api": 5, "_network_api": 5,
     "_mmap": 6, "_schedule": 6, "_trainer": 7, "_inputs": 7, "_lbfgs": 7,
-    "_persistence": 8, "classifier": 9, "datasets": 9, "__init__": 10,
+    "_persistence": 8, "_callbacks": 8, "classifier": 9, "datasets": 9, "__init__": 10,
 }
 SOURCES = sorted({p.name: p for p in [*SRC.glob("*.py"), *TREE.glob("*.py"),
                                       *TREE.glob("*.pyx"), *TREE.glob("*.pxd")]}.values())

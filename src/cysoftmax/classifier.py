@@ -60,7 +60,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import _check_sample_weight
 
-from . import _inputs, _lbfgs, _persistence, _trainer
+from . import _callbacks, _inputs, _lbfgs, _persistence, _trainer
 from ._api import nll_loss, sigmoid_binary_cross_entropy
 from ._engine import ACTIVATIONS, forward_into
 from ._validation import check_dropout
@@ -71,7 +71,7 @@ __all__ = ["Classifier", "load"]
 
 
 
-class Classifier(ClassifierMixin, BaseEstimator):
+class Classifier(_callbacks.CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron classifier with a softmax output, trained by cysoftmax.
 
     A drop-in for :class:`sklearn.neural_network.MLPClassifier` (same
@@ -461,7 +461,7 @@ default="relu"
     # ------------------------------------------------------- all-or-nothing
     def _snapshot(self):
         """Every attribute but the parameters, and the optimizer state of the trainer."""
-        params = set(self.get_params(deep=False))
+        params = set(self.get_params(deep=False)) | _callbacks.STATE
         state = {k: v for k, v in self.__dict__.items() if k not in params}
         trainer = state.pop("_trainer_cache", None)
         state = copy.deepcopy(state)
@@ -470,7 +470,7 @@ default="relu"
 
     def _restore(self, snapshot):
         state, trainer, opt = snapshot
-        params = set(self.get_params(deep=False))
+        params = set(self.get_params(deep=False)) | _callbacks.STATE
         for k in [k for k in self.__dict__ if k not in params]:
             del self.__dict__[k]
         self.__dict__.update(state)
@@ -657,6 +657,7 @@ default="relu"
                     UserWarning)
         drop = any(check_dropout(self.dropout, len(self.coefs_) - 1))
 
+        tasks = _callbacks.FitTasks(self, X, y, sample_weight, 1 if incremental else self.max_iter)
         pending = None   # the result of an epoch whose bookkeeping is not done yet
         # a Ctrl-C sets `interrupted`; it is acted on between two epochs, after
         # the bookkeeping of the one in flight (see _trainer.interrupts_deferred)
@@ -666,6 +667,7 @@ default="relu"
                     t0 = time.perf_counter()
                     if self.shuffle:
                         rng.shuffle(order)
+                    tasks.epoch_begin()
                     pending = None
                     # one key per epoch for its dropout masks, drawn only with
                     # dropout (without it, the draws are those of 0.1)
@@ -678,6 +680,7 @@ default="relu"
                     stop = self._end_epoch(pending, trainer, schedule, n, n_batches, total_w,
                                            t0, early, X_val, y_val, sw_val)
                     pending = None
+                    stop = tasks.epoch_end() or stop     # a callback may stop training
                     if interrupted:
                         raise KeyboardInterrupt
                     if stop or incremental:
@@ -707,6 +710,7 @@ default="relu"
                 c[...] = best
             for b, best in zip(self.intercepts_, self._best_intercepts):
                 b[...] = best
+        tasks.end()
 
     def _end_epoch(self, data_loss, trainer, schedule, n, n_batches, total_w, t0, early,
                    X_val, y_val, sw_val):
