@@ -151,7 +151,12 @@ def weigh_classes(class_weight, classes, y, y_idx, sample_weight, incremental):
     if sample_weight is not None and "sample_weight" in inspect.signature(
             compute_class_weight).parameters:
         kwargs["sample_weight"] = sample_weight
-    cw = compute_class_weight(class_weight, classes=classes, y=y, **kwargs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cw = compute_class_weight(class_weight, classes=classes, y=y, **kwargs)
+    # "balanced" with sample weights: a class whose rows all weigh 0 gets an
+    # infinite (or NaN) weight from compute_class_weight; its rows weigh 0
+    # whatever it is (0 * inf would make them NaN)
+    cw = np.where(np.isfinite(cw), cw, 0.0)
     w = cw[y_idx].astype(np.float64)
     return w if sample_weight is None else sample_weight * w
 

@@ -499,4 +499,11 @@ def _from_npz(data, estimator_class):
     else:
         clf.validation_loss_curve_ = clf.best_validation_loss_ = None
     clf._no_improvement_count = 0
+    # a warm-started fit with early stopping keeps the best weights so far:
+    # after an early-stopping fit those are the saved (restored) weights
+    if clf.validation_scores_ is not None:
+        clf._best_coefs = [c.copy() for c in coefs]
+        clf._best_intercepts = [b.copy() for b in intercepts]
+    else:
+        clf._best_coefs = clf._best_intercepts = None
     return clf

@@ -320,7 +320,10 @@ default="relu"
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.classifier_tags.multi_label = True
+        # class_weight and label_smoothing are for single-label targets (a
+        # multilabel y is refused with them)
+        tags.classifier_tags.multi_label = (self.class_weight is None
+                                            and not self.label_smoothing)
         return tags
 
     # ------------------------------------------------------------- validation
