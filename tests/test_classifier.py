@@ -123,8 +123,13 @@ def test_sklearn_estimator_checks(estimator, check):
 def test_parameters_are_mlpclassifiers():
     ours = Classifier().get_params()
     theirs = MLPClassifier().get_params()
-    assert ours == theirs
-    assert list(ours) == list(theirs)        # the same order too (max_fun last)
+    # MLPClassifier's parameters with its defaults, in its order (max_fun
+    # last), then ours alone, each at the default that trains as MLPClassifier
+    assert list(ours)[:len(theirs)] == list(theirs)
+    assert {k: ours[k] for k in theirs} == theirs
+    assert {k: v for k, v in ours.items() if k not in theirs} == dict(
+        class_weight=None, dropout=0.0, label_smoothing=0.0, warmup_epochs=0,
+        early_stopping_metric="accuracy")
     assert set(Classifier._parameter_constraints) == set(ours)
     with pytest.raises(ValueError, match="solver"):
         Classifier(solver="newton").fit([[0.0], [1.0]], [0, 1])

@@ -41,7 +41,8 @@ __all__ = [
 _F = TypeVar("_F", np.float32, np.float64)
 _Axis: TypeAlias = int | tuple[int, ...] | None
 _Mean: TypeAlias = Literal["sum", "mean"]
-_Activation: TypeAlias = Literal["identity", "logistic", "tanh", "relu"]
+_Activation: TypeAlias = Literal["identity", "logistic", "tanh", "relu", "leaky_relu", "gelu",
+                                 "silu"]
 _Layers: TypeAlias = list[Any] | tuple[Any, ...]
 
 @overload

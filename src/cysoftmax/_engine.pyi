@@ -4,13 +4,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 _Float = np.float32 | np.float64
-_Activation = Literal["identity", "logistic", "tanh", "relu"]
+_Activation = Literal["identity", "logistic", "tanh", "relu", "leaky_relu", "gelu", "silu"]
 
 ACTIVATIONS: dict[str, int]
+OUT_ACTIVATIONS: dict[str, int]
 SOLVERS: tuple[None | str, ...]
 CHUNK_ELEMENTS: int
 
 def output_chunk_rows(n: int, m: int) -> int: ...
+def scheduled_rate(
+    lr0: float, epochs_done: float, batch: int, n_batches: int, warmup: float, total: float
+) -> float: ...
+def dropout_mask(
+    rows: int, cols: int, rate: float, seed: int, batch: int, layer: int
+) -> NDArray[np.float64]: ...
 def last_linear_workspace() -> tuple[int, int]: ...
 def linear_nll_rows(
     A: NDArray[_Float], W: NDArray[_Float], w_trans: bool, b: NDArray[_Float] | None,
@@ -27,6 +34,7 @@ def forward_into(
     activation: _Activation,
     out: NDArray[_Float],
     output: Literal["logits", "proba", "log_proba"] = "proba",
+    out_activation: Literal["softmax", "logistic"] = "softmax",
 ) -> NDArray[_Float]: ...
 
 class Trainer:
@@ -50,7 +58,16 @@ class Trainer:
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         output_chunk: int | None = None,
+        dropout: float | Sequence[float] | None = None,
+        label_smoothing: float = 0.0,
+        out_activation: Literal["softmax", "logistic"] = "softmax",
     ) -> None: ...
+    @property
+    def dropout(self) -> tuple[float, ...]: ...
+    @property
+    def label_smoothing(self) -> float: ...
+    @property
+    def out_activation(self) -> str: ...
     @property
     def output_chunk(self) -> int: ...
     def bind(
@@ -92,6 +109,9 @@ class Trainer:
         order: NDArray[np.intp],
         batch_size: int,
         lr: float | None = None,
+        schedule: tuple[float, float, float, float, int] | None = None,
+        seed: int = 0,
+        first_batch: int = 0,
     ) -> float: ...
     def step(
         self,
@@ -100,6 +120,7 @@ class Trainer:
         sample_weight: NDArray[np.float64] | None,
         idx: NDArray[np.intp],
         lr: float | None = None,
+        seed: int = 0,
     ) -> float: ...
     def gradient(
         self,

@@ -2,7 +2,9 @@
 # Optimizers for the engine: their configuration and their update rules.
 #
 # Owns the Solver codes, the Optimizer struct (hyper-parameters and Adam's
-# step counter: the optimizer's own state, apart from the network), and the
+# step counter: the optimizer's own state, apart from the network), the
+# per-mini-batch learning rate of the cosine schedule (Schedule,
+# cosine_rate: the one formula, which _engine.scheduled_rate exposes), and the
 # in-place update rules of scikit-learn's MLP
 # (sklearn/neural_network/_stochastic_optimizers.py): plain SGD, SGD with
 # (Nesterov) momentum, Adam.  The per-parameter state arrays (velocities,
