@@ -1236,7 +1236,9 @@ Y_ERRORS = {
     "inf": (lambda y: np.where(y == 0, inf, y), ValueError, r"\by contains infinity"),
     "one-class": (lambda y: np.zeros_like(y), ValueError, r"at least 2 classes"),
     "multi-output": (lambda y: np.c_[y, y], ValueError, r"multiclass-multioutput"),
-    "multilabel": (lambda y: np.eye(3, dtype=int)[y], ValueError, r"multilabel"),
+    # a multilabel indicator is a valid target; several outputs of labels are not
+    "multioutput": (lambda y: np.stack([y, y], axis=1) + 1, ValueError,
+                    r"multiclass-multioutput"),
     "complex": (lambda y: y.astype(complex), ValueError, r"Complex"),
     "mixed-object": (lambda y: np.array([1, "a", 2.5] * 10, dtype=object), ValueError,
                      r"Unknown label type"),

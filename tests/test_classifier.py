@@ -652,10 +652,11 @@ def test_verbose_prints_one_line_per_epoch(small, capsys):
     assert len(lines) == 3
     for i, line in enumerate(lines, 1):
         m = re.fullmatch(rf"Epoch {i}, loss = (\d+\.\d{{8}}), validation score = (\d\.\d{{6}}), "
-                         r"\d+\.\d\d s", line)
+                         r"validation loss = (\d+\.\d{6}), \d+\.\d\d s", line)
         assert m, line
         assert float(m.group(1)) == pytest.approx(clf.loss_curve_[i - 1], abs=1e-8)
         assert float(m.group(2)) == pytest.approx(clf.validation_scores_[i - 1], abs=1e-6)
+        assert float(m.group(3)) == pytest.approx(clf.validation_loss_curve_[i - 1], abs=1e-6)
     Classifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
     assert capsys.readouterr().out == ""
 
@@ -860,12 +861,10 @@ def test_one_class_is_refused(labels):
     assert set(vars(clf)) == set(clf.get_params())
 
 
-def test_multilabel_and_continuous_targets_are_refused():
+def test_multioutput_and_continuous_targets_are_refused():
+    # (a multilabel indicator y trains sigmoid outputs: tests/test_classifier_v2.py)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 4))
-    Y = (rng.random((30, 3)) > 0.5).astype(int)
-    with pytest.raises(ValueError, match="multilabel"):
-        Classifier(hidden_layer_sizes=(4,)).fit(X, Y)
     with pytest.raises(ValueError, match="Unknown label type: 'continuous'"):
         Classifier(hidden_layer_sizes=(4,)).fit(X, rng.normal(size=30))
     with pytest.raises(ValueError, match="multi"):
