@@ -5,6 +5,7 @@ verbose output, divergence, Ctrl-C, labels, and accuracy on Fashion-MNIST
 (the embedded sample; the full data set in a slow test)."""
 
 import importlib.util
+import inspect
 import io
 import pickle
 import re
@@ -123,10 +124,12 @@ def test_sklearn_estimator_checks(estimator, check):
 def test_parameters_are_mlpclassifiers():
     ours = Classifier().get_params()
     theirs = MLPClassifier().get_params()
-    # MLPClassifier's parameters with its defaults, in its order (max_fun
-    # last), then ours alone, each at the default that trains as MLPClassifier
-    assert list(ours)[:len(theirs)] == list(theirs)
+    # MLPClassifier's parameters with its defaults, then ours alone, each at
+    # the default that trains as MLPClassifier; in the constructor, its
+    # parameters in its order (max_fun last), then ours
     assert {k: ours[k] for k in theirs} == theirs
+    names = list(inspect.signature(Classifier).parameters)
+    assert names[:len(theirs)] == list(inspect.signature(MLPClassifier).parameters)
     assert {k: v for k, v in ours.items() if k not in theirs} == dict(
         class_weight=None, dropout=0.0, label_smoothing=0.0, warmup_epochs=0,
         early_stopping_metric="accuracy")
