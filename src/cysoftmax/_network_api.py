@@ -43,9 +43,9 @@ def forward(X, coefs, intercepts, *, activation="relu"):
         ``MLPClassifier.coefs_``.
     intercepts : list or tuple of array_like
         ``intercepts[l]`` of shape ``(fan_out,)``.
-    activation : {"relu", "identity", "logistic", "tanh", "leaky_relu", "gelu", "silu"}, \
-default="relu"
-        Activation of the hidden layers.  The output layer is always softmax.
+    activation : str, default="relu"
+        Activation of the hidden layers: "relu", "identity", "logistic",
+        "tanh", "leaky_relu" (slope 0.01), "gelu" (exact) or "silu".  The output layer is always softmax.
 
     Returns
     -------
@@ -100,9 +100,9 @@ def backprop(X, y, coefs, intercepts, *, activation="relu", alpha=0.0, sample_we
         Class labels in ``[0, n_classes)``.
     coefs, intercepts : list or tuple of array_like
         As in `forward`.
-    activation : {"relu", "identity", "logistic", "tanh", "leaky_relu", "gelu", "silu"}, \
-default="relu"
-        Hidden-layer activation.
+    activation : str, default="relu"
+        Hidden-layer activation: "relu", "identity", "logistic", "tanh",
+        "leaky_relu" (slope 0.01), "gelu" (exact) or "silu".
     alpha : float, default=0.0
         L2 penalty strength (scikit-learn's ``alpha``).
     sample_weight : array_like of shape (n_samples,), optional
