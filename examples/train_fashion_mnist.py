@@ -9,10 +9,13 @@ PNG files.
 
 The default recipe (`RECIPE`): 784-256-128-10 relu, inputs standardized per
 pixel (mean and standard deviation of the training images), dropout 0.2 on
-both hidden layers, label smoothing 0.1, Adam at 1e-3 with a cosine decay to
-0 over the 20 epochs after one warm-up epoch, L2 alpha 1e-4, batch 128.
-On full Fashion-MNIST it reaches a mean test accuracy of about 0.90 over
-seeds 0, 1, 2 (benchmarks/bench_fashion_mnist.py).  ``--plain`` trains
+both hidden layers, label smoothing 0.1, Adam at 2e-3 with a cosine decay to
+0 over the 19 epochs after one warm-up epoch, L2 alpha 1e-4, batch 128.
+On full Fashion-MNIST it reached a mean test accuracy of 0.903 over seeds 0,
+1, 2 here (benchmarks/bench_fashion_mnist.py).  Chosen by a search with
+PyTorch over activations (relu, gelu, silu), dropout rates, smoothing,
+rates and scaling: gelu scored about 0.001 more, within the seeds' spread,
+and doubles the epoch's time (its erfc is a scalar libm call), so relu.  ``--plain`` trains
 MLPClassifier's defaults instead (pixels in [0, 1], constant rate, no
 dropout, no smoothing).
 
@@ -27,7 +30,7 @@ import time
 # The recipe of the main job: Classifier parameters besides the architecture,
 # the epochs, the batch size and the seed (benchmarks/bench_fashion_mnist.py
 # imports it, so the benchmark measures exactly this).
-RECIPE = dict(activation="relu", solver="adam", learning_rate_init=1e-3, alpha=1e-4,
+RECIPE = dict(activation="relu", solver="adam", learning_rate_init=2e-3, alpha=1e-4,
               learning_rate="cosine", warmup_epochs=1, dropout=0.2, label_smoothing=0.1)
 PLAIN = dict(activation="relu", solver="adam", learning_rate_init=1e-3, alpha=1e-4)
 
