@@ -140,19 +140,12 @@ cdef inline void bias_act(floating *z, Py_ssize_t n, Py_ssize_t m, const floatin
                     row[j] = tanhf(v)
                 else:
                     row[j] = tanh(v)
-        elif act == ACT_GELU:
+        else:   # gelu z Phi(z), silu z sigmoid(z): their derivatives need z
             for j in range(m):
                 v = row[j] + b[j]
                 if arow != NULL:
                     arow[j] = v
-                row[j] = v * _phi_cdf(v)
-            continue
-        else:   # ACT_SILU
-            for j in range(m):
-                v = row[j] + b[j]
-                if arow != NULL:
-                    arow[j] = v
-                row[j] = v * _sigmoid(v)
+                row[j] = v * (_phi_cdf(v) if act == ACT_GELU else _sigmoid(v))
             continue
         if arow != NULL:
             for j in range(m):
