@@ -80,7 +80,7 @@ def _cosine(step, nb, warmup, total):
     """The factor of learning_rate_init at mini-batch `step` (as cysoftmax's)."""
     p = step / nb
     if p < warmup:
-        return (step + 1) / (warmup * nb)
+        return min(1.0, (step + 1) / (warmup * nb))
     u = (p - warmup) / (total - warmup)
     return 0.0 if u >= 1 else (1 + math.cos(math.pi * u)) / 2
 

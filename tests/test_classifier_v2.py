@@ -904,3 +904,55 @@ def test_loaded_model_warm_starts_as_in_memory(tmp_path, metric):
     assert back.validation_scores_ == mem.validation_scores_
     assert back.validation_loss_curve_ == mem.validation_loss_curve_
     assert_same_weights(back, mem)
+
+
+# ---------------------------------------------------------------------------
+# found in review
+
+
+def test_multilabel_targets_must_be_zero_or_one():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    Y = (rng.random((40, 2)) > 0.5).astype(int)
+    for bad in (Y * 2, Y * 2 - 1):          # {0, 2} and {-1, 1}: indicator-typed to sklearn
+        with pytest.raises(ValueError, match="indicator matrix of 0 and 1"):
+            Classifier((4,), max_iter=2).fit(X, bad)
+        with pytest.raises(ValueError, match="indicator matrix of 0 and 1"):
+            Classifier((4,), solver="lbfgs", max_iter=2).fit(X, bad)
+
+
+def test_sparse_multilabel_y_as_dense():
+    import scipy.sparse as sp
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3))
+    Y = (rng.random((60, 3)) > 0.5).astype(int)
+    kw = dict(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    dense = Classifier(**kw).fit(X, Y)
+    sparse = Classifier(**kw).fit(X, sp.csr_matrix(Y))
+    for a, b in zip(dense.coefs_, sparse.coefs_):
+        assert_array_equal(a, b)
+
+
+def test_a_pickle_of_0_1_without_the_new_parameters_still_predicts():
+    import pickle
+    X, y = blobs()
+    clf = Classifier((4,), max_iter=3, random_state=0).fit(X, y)
+    state = clf.__getstate__()
+    for name in ("max_fun", "class_weight", "dropout", "label_smoothing", "warmup_epochs",
+                 "early_stopping_metric"):
+        del state[name]
+    old = Classifier.__new__(Classifier)
+    old.__setstate__(state)
+    assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+    assert old.get_params() == clf.get_params()
+    assert pickle.loads(pickle.dumps(old)).dropout == 0.0
+
+
+def test_lbfgs_checks_dropout_and_warns_that_it_ignores_it():
+    X, y = blobs()
+    with pytest.raises(ValueError, match="dropout has 3 rates"):
+        Classifier((4,), solver="lbfgs", dropout=[0.1, 0.2, 0.3], max_iter=3).fit(X, y)
+    with pytest.warns(UserWarning, match="dropout does not apply to solver='lbfgs'"):
+        got = Classifier((4,), solver="lbfgs", dropout=0.3, max_iter=5, random_state=0).fit(X, y)
+    ref = Classifier((4,), solver="lbfgs", max_iter=5, random_state=0).fit(X, y)
+    assert_array_equal(got.coefs_[0], ref.coefs_[0])

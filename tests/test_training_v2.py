@@ -296,7 +296,7 @@ def test_dropout_changes_training_and_per_layer_rates_apply():
 def _closed_form(lr0, step, nb, warmup, total):
     p = step / nb
     if p < warmup:
-        return lr0 * (step + 1) / (warmup * nb)
+        return lr0 * min(1.0, (step + 1) / (warmup * nb))
     u = (p - warmup) / (total - warmup)
     return 0.0 if u >= 1 else lr0 * (1 + math.cos(math.pi * u)) / 2
 
@@ -318,6 +318,33 @@ def test_scheduled_rate_against_the_closed_form(warmup):
         assert scheduled_rate(lr0, 0, nb - 1, nb, 1, total) == pytest.approx(lr0)
         rates = [scheduled_rate(lr0, 0, k, nb, 1, total) for k in range(nb)]
         assert np.all(np.diff(rates) > 0)
+
+
+def test_warm_up_never_passes_lr0():
+    # warmup * n_batches not a whole number: the last warm-up batch is capped
+    assert scheduled_rate(1.0, 0, 0, 10, 0.05, 10) == 1.0
+    assert scheduled_rate(1.0, 0, 1, 3, 0.5, 10) == 1.0
+    rates = [scheduled_rate(1.0, e, k, 7, 2.3, 10) for e in range(10) for k in range(7)]
+    assert max(rates) == 1.0 and min(rates) > 0
+
+
+def test_partial_fit_draws_new_dropout_masks_every_call(monkeypatch):
+    # partial_fit re-seeds from random_state on every call (as MLPClassifier,
+    # the same shuffle each call); the masks still change from epoch to epoch
+    X, y = load_fashion_mnist_sample("train")
+    X, y = X[:300], y[:300]
+    keys = []
+    real = Classifier._run_epoch
+
+    def spy(self, *args, **kwargs):
+        keys.append(args[-1])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Classifier, "_run_epoch", spy)
+    clf = Classifier((8,), dropout=0.5, random_state=0)
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=np.unique(y))
+    assert len(set(keys)) == 3
 
 
 @pytest.mark.parametrize("solver,momentum", [("sgd", 0.0), ("sgd", 0.9), ("adam", 0.9)])

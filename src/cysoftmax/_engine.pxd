@@ -26,10 +26,9 @@ cdef class Trainer:
     cdef readonly str out_activation     # "softmax" or "logistic"
     cdef list _Z                         # per hidden layer: z (gelu/silu) or undropped f(z), or None
     cdef object _tbuf                    # logistic output: the gathered batch's targets
-    cdef Py_ssize_t _first_batch         # run_epoch's first_batch, for _train
 
     cdef _set_pointers(self)
     cdef double _checked_rate(self, lr) except? -1
     cdef _train(self, X, y, sample_weight, order, Py_ssize_t batch_size, lr, schedule,
-                seed)
+                seed, Py_ssize_t first_batch)
     cdef _targets(self, y, Py_ssize_t n)

@@ -547,8 +547,9 @@ cdef class Trainer:
         them in place, so they are the live weights.
     max_batch : int
         Largest number of rows in one step.
-    activation : {"relu", "identity", "logistic", "tanh"}
-        Hidden-layer activation; the output layer is always softmax + NLL.
+    activation : str
+        Hidden-layer activation, a key of `ACTIVATIONS` ("relu", "identity",
+        "logistic", "tanh", "leaky_relu", "gelu", "silu").
     solver : {"sgd", "adam", None}
         ``None``: gradients only (no optimizer state).  ``"sgd"`` with
         ``momentum == 0`` is plain SGD, folded into the weight-gradient gemm.
@@ -564,12 +565,24 @@ cdef class Trainer:
         batch's logits would pass ``CHUNK_ELEMENTS`` entries and outnumber
         the output layer's gradient and optimizer state (``max_batch >
         (1 + states) * fan_in``), with the blocks `output_chunk_rows` gives;
-        0: never; k >= max_batch: never.
+        0: never; k >= max_batch: never.  Softmax output only.
+    dropout : None, float or sequence of float
+        Inverted dropout of the hidden activations in training steps
+        (`run_epoch`, `step`), one rate or one per hidden layer, in [0, 1),
+        rounded to multiples of 2^-16; never in `gradient`.  The masks are
+        those of `dropout_mask` for the epoch's `seed`.
+    label_smoothing : float
+        Of the softmax cross-entropy (PyTorch's definition), in [0, 1).
+    out_activation : {"softmax", "logistic"}
+        The output layer: softmax + cross-entropy of labels, or independent
+        sigmoids + binary cross-entropy of (n, m) targets (multilabel).
 
     Notes
     -----
     Buffers: the gathered X batch (allocated at the first gathered step),
-    labels and weights of the batch, activations and deltas per layer,
+    labels (or targets) and weights of the batch, activations and deltas per
+    layer, the pre-activations of gelu/silu layers (or, under dropout, the
+    undropped logistic/tanh activations),
     gradients, and the optimizer state (velocities, or Adam's ``ms``/``vs``
     and ``t``).  Pickling keeps the hyper-parameters, the optimizer state
     and references to the parameter arrays (pickled together with an
@@ -882,14 +895,14 @@ cdef class Trainer:
         """
         if first_batch < 0:
             raise ValueError(f"first_batch must be >= 0; got {first_batch}")
-        self._first_batch = first_batch
-        return self._train(X, y, sample_weight, order, batch_size, lr, schedule, seed)
+        return self._train(X, y, sample_weight, order, batch_size, lr, schedule, seed,
+                           first_batch)
 
     def step(self, X, y, sample_weight, idx, lr=None, seed=0):
         """One training step on the rows ``idx`` (one batch).  Returns sum w_i C_i."""
         idx = np.asarray(idx)
         return self._train(X, y, sample_weight, idx,
-                           max(1, idx.shape[0]) if idx.ndim == 1 else 1, lr, None, seed)
+                           max(1, idx.shape[0]) if idx.ndim == 1 else 1, lr, None, seed, 0)
 
     cdef _targets(self, y, Py_ssize_t n):
         """(labels, targets): y checked as the output layer takes it."""
@@ -902,7 +915,8 @@ cdef class Trainer:
                              f"{self.dtype} (a logistic output)")
         return None, y
 
-    cdef _train(self, X, y, sample_weight, order, Py_ssize_t batch_size, lr, schedule, seed):
+    cdef _train(self, X, y, sample_weight, order, Py_ssize_t batch_size, lr, schedule, seed,
+                Py_ssize_t first_batch):
         if self.opt.solver == SOLVER_NONE:
             raise ValueError("this trainer has no optimizer (solver=None); use gradient()")
         if batch_size < 1 or batch_size > self.max_batch:
@@ -944,8 +958,7 @@ cdef class Trainer:
         job.t = <const void *>_ptr(t) if n and t is not None else NULL
         job.tb = _ptr(self._tbuf) if self._tbuf is not None else NULL
         job.sched = sched
-        job.first_batch = self._first_batch
-        self._first_batch = 0
+        job.first_batch = first_batch
         job.drop_key = <uint64_t>(int(seed) & 0xFFFFFFFFFFFFFFFF)
         job.w = <const double *>_ptr(w) if w is not None and n else NULL
         job.order = <const Py_ssize_t *>_ptr(order)

@@ -35,13 +35,14 @@ cdef struct Schedule:
 cdef inline double cosine_rate(const Schedule *s, Py_ssize_t k) noexcept nogil:
     """The rate of mini-batch k (0-based) of the epoch: at progress
     p = epochs_done + k / n_batches (in epochs), linear warm-up
-    lr0 (p + 1/n_batches) / warmup while p < warmup, then
-    lr0 (1 + cos(pi min(1, (p - warmup) / (total - warmup)))) / 2, down to 0
-    at p = total and 0 after it."""
+    lr0 min(1, (p + 1/n_batches) / warmup) while p < warmup (capped: when
+    warmup * n_batches is not a whole number, the last warm-up batch would
+    pass lr0), then lr0 (1 + cos(pi min(1, (p - warmup) / (total - warmup)))) / 2,
+    down to 0 at p = total and 0 after it."""
     cdef double p = s.epochs_done + k / s.n_batches
     cdef double u
     if p < s.warmup:
-        return s.lr0 * (p + 1.0 / s.n_batches) / s.warmup
+        return s.lr0 * min(1.0, (p + 1.0 / s.n_batches) / s.warmup)
     u = (p - s.warmup) / (s.total - s.warmup)
     if u >= 1.0:
         return 0.0

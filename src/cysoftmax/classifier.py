@@ -51,6 +51,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
@@ -100,8 +101,11 @@ default="relu"
         "lbfgs": scipy's L-BFGS-B on the full-batch loss (``_lbfgs``);
         batch_size, shuffle, early_stopping and the learning-rate
         parameters do not apply, and `partial_fit` is not available (as
-        MLPClassifier).  float32 data trains in float32 (MLPClassifier
-        converts it to float64 for lbfgs).
+        MLPClassifier); nor do dropout (ignored, with a warning) and
+        callbacks (an lbfgs fit reports no epochs).  float32 data trains in
+        float32 (MLPClassifier converts it to float64 for lbfgs).  Every
+        evaluation reads all of X: a sparse X is densified once, a memmap
+        read whole, and the activations of all rows are held.
     alpha : float, default=0.0001
         L2 penalty: the loss adds ``alpha / (2 * sum(w)) * sum ||W||^2``.
     batch_size : int or "auto", default="auto"
@@ -112,7 +116,7 @@ default="relu"
         deliberate difference: MLPClassifier schedules sgd only): the rate
         of each mini-batch is ``learning_rate_init * (1 + cos(pi u)) / 2``
         with ``u`` the fraction of the ``max_iter`` epochs after the warm-up
-        that has passed, down to 0 at the last batch of epoch ``max_iter``;
+        that has passed, reaching 0 at the end of epoch ``max_iter``;
         computed in the compiled epoch for every mini-batch.  `fit` starts
         the schedule anew (also with ``warm_start``); `partial_fit` calls
         count as epochs of one schedule, continuing from call to call, and
@@ -132,9 +136,12 @@ default="relu"
     momentum : float, default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
-        Hold out a stratified ``validation_fraction`` of the data and stop
-        when its accuracy stops improving; the best weights are restored.
-        `partial_fit` does not hold out data (as MLPClassifier).
+        Hold out a ``validation_fraction`` of the data (stratified, except
+        for multilabel targets) and stop when its accuracy (or, with
+        ``early_stopping_metric="loss"``, its loss) stops improving; the best
+        weights are restored.  `partial_fit` does not hold out data (as
+        MLPClassifier).  The held-out rows keep their sample weights (times
+        their class weights) in the score and the loss.
     validation_fraction : float, default=0.1
     beta_1, beta_2, epsilon : float, defaults 0.9, 0.999, 1e-8
         Adam's parameters.
@@ -171,9 +178,10 @@ default="relu"
         the smoothed loss; ``validation_loss_curve_`` is not smoothed.  Not
         for multilabel targets.
     warmup_epochs : float, default=0
-        With ``learning_rate="cosine"``: a linear warm-up from
-        ``learning_rate_init / n_batches`` to ``learning_rate_init`` over
-        this many epochs (less than ``max_iter``), before the decay.
+        With ``learning_rate="cosine"``: a linear warm-up over this many
+        epochs (less than ``max_iter``) before the decay, from
+        ``learning_rate_init / (warmup_epochs * n_batches)`` at the first
+        mini-batch up to ``learning_rate_init`` (never above it).
     early_stopping_metric : {"accuracy", "loss"}, default="accuracy"
         With ``early_stopping``: stop when the held-out accuracy
         (MLPClassifier's rule) or the held-out loss (mean NLL, without
@@ -566,6 +574,16 @@ default="relu"
         if self.class_weight is not None:
             raise ValueError("class_weight applies to single-label targets; y is multilabel "
                              "(weigh the samples with sample_weight instead)")
+        if sp.issparse(y):
+            y = y.toarray()
+        y = np.asarray(y)
+        # type_of_target calls any 2-D y of two integer values an indicator
+        # ({0, 2}, {-1, 1}, ...): the binary cross-entropy needs 0 and 1
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError(
+                f"A multilabel y must be an indicator matrix of 0 and 1; it holds "
+                f"{np.unique(y)[:5].tolist()}. Convert it (e.g. (y > 0).astype(int), or "
+                "sklearn.preprocessing.MultiLabelBinarizer for label sets).")
         n_labels = y.shape[1]
         if not reset and n_labels != self.n_outputs_:
             raise ValueError(f"y has {n_labels} labels; the fitted model has {self.n_outputs_}")
@@ -609,7 +627,11 @@ default="relu"
 
     def _train_lbfgs(self, X, y, sample_weight):
         """Full-batch L-BFGS over all of X (see ``_lbfgs``); early stopping,
-        batches and learning rates do not apply (as MLPClassifier)."""
+        batches and learning rates do not apply (as MLPClassifier), nor does
+        dropout (checked, then ignored with a warning)."""
+        if any(check_dropout(self.dropout, len(self.coefs_) - 1)):
+            warnings.warn("dropout does not apply to solver='lbfgs' (a full-batch, "
+                          "deterministic optimizer): it is ignored", UserWarning)
         _lbfgs.fit(self, X, y, sample_weight)
         self._check_finite(self.loss_)
 
@@ -673,8 +695,12 @@ default="relu"
                     tasks.epoch_begin()
                     pending = None
                     # one key per epoch for its dropout masks, drawn only with
-                    # dropout (without it, the draws are those of 0.1)
-                    seed = int(rng.randint(np.iinfo(np.int64).max)) if drop else 0
+                    # dropout (without it, the draws are those of 0.1); the
+                    # epoch count is mixed in, since partial_fit re-seeds rng
+                    # from random_state on every call (as MLPClassifier)
+                    seed = ((int(rng.randint(np.iinfo(np.int64).max))
+                             ^ (self.n_iter_ * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF
+                            if drop else 0)
                     plan = ((float(self.learning_rate_init), float(self._schedule_epochs),
                              float(self.warmup_epochs), float(self.max_iter), n_batches)
                             if cosine else None)
@@ -732,7 +758,8 @@ default="relu"
             score, val_loss = self._validate(X_val, y_val, sw_val)
         self.n_iter_ += 1
         self.t_ += n
-        self._schedule_epochs = getattr(self, "_schedule_epochs", 0) + 1
+        if self.learning_rate == "cosine":
+            self._schedule_epochs = getattr(self, "_schedule_epochs", 0) + 1
         self.loss_ = float(loss)
         self.loss_curve_.append(self.loss_)
         self._update_no_improvement(score, val_loss)
@@ -817,6 +844,10 @@ default="relu"
                 f"{__version__}; this might lead to breaking code or invalid results. "
                 "Prefer Classifier.save / cysoftmax.load, which are stable across versions.",
                 UserWarning)
+        # a pickle of 0.1 has none of the later parameters: their defaults
+        # (MLPClassifier's behaviour) are what it was trained with
+        for name, default in _V2_DEFAULTS.items():
+            state.setdefault(name, default)
         super().__setstate__(state)
 
     # ---------------------------------------------------------- save / load
@@ -835,6 +866,11 @@ default="relu"
         path : str, path-like or writable binary file
         """
         _persistence.write(self, path)
+
+
+# the parameters added after 0.1, at the defaults that train as 0.1 did
+_V2_DEFAULTS = dict(max_fun=15000, class_weight=None, dropout=0.0, label_smoothing=0.0,
+                    warmup_epochs=0, early_stopping_metric="accuracy")
 
 
 def _trainable(a):
