@@ -147,24 +147,15 @@ CHECKED_V2 = [
 
 _DROPOUT_WHY = ("dropout draws one mask per row, so an integer sample weight k is not the "
                 "row repeated k times (the copies draw other masks)")
-_BALANCED_WHY = ("class_weight='balanced' is refused by partial_fit (SGDClassifier's "
-                 "policy: one call's data does not tell the class frequencies), and this "
-                 "check calls partial_fit")
-
 
 def expected_failures(est):
     """The checks that cannot pass for an instance, with the reason; nothing else."""
     if est.dropout:
         return {"check_sample_weight_equivalence_on_dense_data": _DROPOUT_WHY,
                 "check_sample_weight_equivalence_on_sparse_data": _DROPOUT_WHY}
-    if est.class_weight == "balanced":
-        out = {"check_fit_score_takes_y": _BALANCED_WHY,
-               "check_n_features_in_after_fitting": _BALANCED_WHY,
-               "check_estimators_partial_fit_n_features": _BALANCED_WHY}
-        if not _CCW_TAKES_SAMPLE_WEIGHT:
-            out.update({f"check_sample_weight_equivalence_on_{kind}_data": _CCW_WHY
-                        for kind in ("dense", "sparse")})
-        return out
+    if est.class_weight == "balanced" and not _CCW_TAKES_SAMPLE_WEIGHT:
+        return {f"check_sample_weight_equivalence_on_{kind}_data": _CCW_WHY
+                for kind in ("dense", "sparse")}
     return {}
 
 
@@ -312,11 +303,26 @@ def test_class_weight_dict_in_partial_fit():
     assert_same_weights(a, b)
 
 
-def test_class_weight_balanced_refused_in_partial_fit():
+def test_class_weight_balanced_in_partial_fit_is_the_first_calls():
+    # "balanced" from the first call's data, kept for the calls after it: the
+    # same model as passing those weights as sample weights in every call
+    X, y = blobs()
+    y = np.where(y == 3, 2, y)                  # 40 / 40 / 80 rows
+    classes = np.arange(3)
+    first = compute_class_weight("balanced", classes=classes, y=y[:100])
+    kw = dict(hidden_layer_sizes=(8,), random_state=0)
+    a, b = Classifier(class_weight="balanced", **kw), Classifier(**kw)
+    for part in (slice(0, 100), slice(100, 150), slice(0, 150)):
+        a.partial_fit(X[part], y[part], classes=classes)
+        b.partial_fit(X[part], y[part], sample_weight=first[y[part]], classes=classes)
+    assert_same_weights(a, b)
+
+
+def test_class_weight_balanced_partial_fit_needs_every_class_first():
     X, y = blobs()
     clf = Classifier(class_weight="balanced", hidden_layer_sizes=(8,))
-    with pytest.raises(ValueError, match="partial_fit"):
-        clf.partial_fit(X, y, classes=np.arange(4))
+    with pytest.raises(ValueError, match=r"first call.*no sample of the classes \[3\]"):
+        clf.partial_fit(X[y != 3], y[y != 3], classes=np.arange(4))
     assert not hasattr(clf, "coefs_")
 
 

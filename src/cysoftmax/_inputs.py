@@ -123,20 +123,29 @@ def encode_labels(y, classes):
     return idx.astype(np.intp, copy=False)
 
 
-def weigh_classes(class_weight, classes, y, y_idx, sample_weight, incremental):
-    """`sample_weight` times the weights of the samples' classes: scikit-learn's
-    `compute_class_weight` as LogisticRegression calls it (with the sample
-    weights, where the installed scikit-learn accepts them).  A dict's keys
-    must be classes; classes it leaves out weigh 1.  "balanced" is refused in
-    partial_fit, as SGDClassifier refuses it (one call's data is not the
-    class distribution)."""
-    if isinstance(class_weight, str) and incremental:
-        raise ValueError(
-            "class_weight='balanced' is not supported for partial_fit: one call's data does "
-            "not tell the class frequencies. Compute the weights once from (a large enough "
-            "sample of) the whole training target, e.g. dict(zip(classes, "
-            "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
-            "y=y))), and pass that dict as class_weight.")
+def weigh_classes(class_weight, classes, y, y_idx, sample_weight, kept=None):
+    """``(sample weights, class weights)``: `sample_weight` times the weights
+    of the samples' classes, and those per-class weights (in `classes`'
+    order).
+
+    scikit-learn's `compute_class_weight` as LogisticRegression calls it
+    (with the sample weights, where the installed scikit-learn accepts
+    them).  A dict's keys must be classes; classes it leaves out weigh 1.
+    "balanced" uses `kept` when given (the weights of an earlier call: in
+    `partial_fit`, those of the first call's data, which must then hold
+    every class)."""
+    if isinstance(class_weight, str) and kept is not None:
+        w = kept[y_idx].astype(np.float64)
+        return (w if sample_weight is None else sample_weight * w), kept
+    if isinstance(class_weight, str):
+        missing = np.setdiff1d(classes, y)
+        if missing.size:
+            raise ValueError(
+                f"class_weight='balanced' is computed from the data of this call (in "
+                f"partial_fit: the first call), which has no sample of the classes "
+                f"{missing.tolist()!r}. Pass a first batch with every class, or a dict: "
+                "e.g. dict(zip(classes, sklearn.utils.class_weight.compute_class_weight("
+                "'balanced', classes=classes, y=y_all))).")
     if isinstance(class_weight, dict):
         known = set(classes.tolist())
         unknown = [k for k in class_weight if _plain(k) not in known]
@@ -158,7 +167,7 @@ def weigh_classes(class_weight, classes, y, y_idx, sample_weight, incremental):
     # whatever it is (0 * inf would make them NaN)
     cw = np.where(np.isfinite(cw), cw, 0.0)
     w = cw[y_idx].astype(np.float64)
-    return w if sample_weight is None else sample_weight * w
+    return (w if sample_weight is None else sample_weight * w), cw
 
 
 def _plain(v):

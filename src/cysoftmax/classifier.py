@@ -155,10 +155,11 @@ default="relu"
         a class is an error), or ``"balanced"``: ``n_samples / (n_classes *
         count(label))``, computed by scikit-learn's ``compute_class_weight``
         as ``LogisticRegression`` calls it (with the sample weights, where the
-        installed scikit-learn accepts them).  `partial_fit` refuses
-        ``"balanced"`` (one call's data does not tell the class frequencies;
-        pass a dict computed once from the whole target), as SGDClassifier
-        does.  Not for multilabel targets.
+        installed scikit-learn accepts them).  In `partial_fit`,
+        ``"balanced"`` is computed from the first call's data (which must
+        hold every class of ``classes``) and kept for the calls after it
+        (after a `fit`, from the fit's data); to weigh by the whole target's
+        frequencies, pass them as a dict.  Not for multilabel targets.
     dropout : float or array-like of float, default=0.0
         Inverted dropout on the hidden activations during training (one
         rate for every hidden layer, or one per hidden layer), in [0, 1):
@@ -564,8 +565,13 @@ default="relu"
                 f"{classes!r}")
         y_idx = _inputs.encode_labels(y, classes)
         if self.class_weight is not None:
-            sample_weight = _inputs.weigh_classes(self.class_weight, classes, y, y_idx,
-                                                  sample_weight, incremental)
+            # "balanced" in partial_fit: the weights of the first call's data
+            # (or of the fit before), kept for the calls after it
+            kept = (getattr(self, "_balanced_weights", None)
+                    if incremental and not reset else None)
+            sample_weight, cw = _inputs.weigh_classes(self.class_weight, classes, y, y_idx,
+                                                      sample_weight, kept)
+            self._balanced_weights = cw if self.class_weight == "balanced" else None
         X = self._prepare(X, len(classes), reset, classes)
         self._train(X, y_idx, sample_weight, incremental, self._random_state)
 
