@@ -38,7 +38,7 @@ try:
 except ImportError:         # scikit-learn < 1.9: no callback API
     AVAILABLE = False
 
-    class CallbackSupportMixin:
+    class CallbackSupportMixin:  # type: ignore[no-redef]
         """Stand-in for ``sklearn.callback.CallbackSupportMixin`` (scikit-learn < 1.9).
 
         Empty on purpose: without the callback API there is no
