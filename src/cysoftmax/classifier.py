@@ -120,7 +120,9 @@ default="relu"
         computed in the compiled epoch for every mini-batch.  `fit` starts
         the schedule anew (also with ``warm_start``); `partial_fit` calls
         count as epochs of one schedule, continuing from call to call, and
-        warn once it has ended (the rate is then 0).
+        warn once it has ended (the rate is then 0).  The position in the
+        schedule is kept by pickling, not by `save` (as the optimizer state:
+        `partial_fit` on a loaded model starts a new schedule).
     learning_rate_init : float, default=0.001
     power_t : float, default=0.5
     max_iter : int, default=200
