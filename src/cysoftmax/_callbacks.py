@@ -33,20 +33,26 @@ call raises.
 
 import numpy as np
 
-try:
-    from sklearn.callback import CallbackSupportMixin
-except ImportError:         # scikit-learn < 1.9: no callback API
-    AVAILABLE = False
+def _mixin() -> tuple[type, bool]:
+    """scikit-learn's ``CallbackSupportMixin`` and True, or a stand-in and
+    False (scikit-learn < 1.9: no callback API)."""
+    try:
+        from sklearn.callback import CallbackSupportMixin as mixin
+    except ImportError:
+        class CallbackSupportMixin:
+            """Stand-in for ``sklearn.callback.CallbackSupportMixin`` (scikit-learn < 1.9).
 
-    class CallbackSupportMixin:  # type: ignore[no-redef]
-        """Stand-in for ``sklearn.callback.CallbackSupportMixin`` (scikit-learn < 1.9).
+            Empty on purpose: without the callback API there is no
+            ``set_callbacks`` (so ``hasattr(est, "set_callbacks")`` stays true
+            to what the estimator supports).
+            """
+        return CallbackSupportMixin, False
+    return mixin, True
 
-        Empty on purpose: without the callback API there is no
-        ``set_callbacks`` (so ``hasattr(est, "set_callbacks")`` stays true
-        to what the estimator supports).
-        """
-else:
-    AVAILABLE = True
+
+# (one name either way: a try/except that defines the class twice reads to
+# stubtest as a second class that is missing at run time)
+CallbackSupportMixin, AVAILABLE = _mixin()
 
 __all__ = ["AVAILABLE", "CallbackSupportMixin", "FitTasks", "STATE"]
 

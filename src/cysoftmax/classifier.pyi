@@ -91,6 +91,11 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         epsilon: float = 1e-8,
         n_iter_no_change: int | float = 10,
         max_fun: int = 15000,
+        class_weight: dict[Any, float] | Literal["balanced"] | None = None,
+        dropout: float | Sequence[float] = 0.0,
+        label_smoothing: float = 0.0,
+        warmup_epochs: float = 0,
+        early_stopping_metric: Literal["accuracy", "loss"] = "accuracy",
     ) -> None: ...
     # X: an array-like or a scipy.sparse matrix (CSR/CSC)
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self: ...
