@@ -33,26 +33,24 @@ call raises.
 
 import numpy as np
 
-def _mixin() -> tuple[type, bool]:
-    """scikit-learn's ``CallbackSupportMixin`` and True, or a stand-in and
-    False (scikit-learn < 1.9: no callback API)."""
-    try:
-        from sklearn.callback import CallbackSupportMixin as mixin
-    except ImportError:
-        class CallbackSupportMixin:
-            """Stand-in for ``sklearn.callback.CallbackSupportMixin`` (scikit-learn < 1.9).
+class _NoCallbackSupport:
+    """Stand-in for ``sklearn.callback.CallbackSupportMixin`` (scikit-learn < 1.9).
 
-            Empty on purpose: without the callback API there is no
-            ``set_callbacks`` (so ``hasattr(est, "set_callbacks")`` stays true
-            to what the estimator supports).
-            """
-        return CallbackSupportMixin, False
-    return mixin, True
+    Empty on purpose: without the callback API there is no
+    ``set_callbacks`` (so ``hasattr(est, "set_callbacks")`` stays true to
+    what the estimator supports).
+    """
 
 
-# (one name either way: a try/except that defines the class twice reads to
-# stubtest as a second class that is missing at run time)
-CallbackSupportMixin, AVAILABLE = _mixin()
+# (one module-level name either way: a class defined twice, or inside a
+# function, reads to stubtest as a class that is missing at run time)
+try:
+    from sklearn.callback import CallbackSupportMixin as _Mixin
+    AVAILABLE = True
+except ImportError:         # scikit-learn < 1.9: no callback API
+    _Mixin = _NoCallbackSupport
+    AVAILABLE = False
+CallbackSupportMixin = _Mixin
 
 __all__ = ["AVAILABLE", "CallbackSupportMixin", "FitTasks", "STATE"]
 
