@@ -17,9 +17,15 @@ Design
   described by a `Job` and run by `_execute`, the one place where float32
   and float64 part ways.
 * After each gemm a single pass adds the bias and applies the activation
-  while the rows are hot in cache.  The output layer adds its bias, then the
-  fused NLL kernel (``cs_nll``) turns the logits, in place, into the delta
-  ``w_i/sum_w (p_i - onehot(y_i))`` and returns ``sum_i w_i C_i``.
+  while the rows are hot in cache (then, in training steps, dropout with
+  masks that the backward pass recomputes: ``_layers``).  The output layer
+  adds its bias, then the fused NLL kernel (``cs_nll``, or ``cs_nll_opts``
+  with label smoothing) turns the logits, in place, into the delta
+  ``w_i/sum_w (p_i - onehot(y_i))`` and returns ``sum_i w_i C_i``; a
+  logistic (multilabel) output does the same with the binary cross-entropy
+  kernel (``cs_bce``) and the batch's target rows.
+* The learning rate of each mini-batch is the epoch's, or the cosine
+  schedule's (``_optim.cosine_rate``), computed inside the epoch.
 * A `Trainer` owns every buffer a training step needs; `Trainer.run_epoch`
   gathers each mini-batch by index into it and runs forward, loss, backward
   and the optimizer update for all batches of an epoch in one ``nogil``
