@@ -41,8 +41,9 @@ def child(args):
     ctl = ThreadpoolController()
     rng = np.random.default_rng(0)
     out = []
-    for sizes in NETS:
-        for bs in BATCHES:
+    nets = [tuple(int(u) for u in net.split("-")) for net in args.nets.split(",")]
+    for sizes in nets:
+        for bs in [int(b) for b in args.batch_sizes.split(",")]:
             n = bs * args.steps
             X = rng.random((n, sizes[0])).astype(np.float32)
             y = rng.integers(0, sizes[-1], n).astype(np.intp)
@@ -72,6 +73,9 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--solver", default="adam", choices=["adam", "sgd"])
     ap.add_argument("--repeat-processes", type=int, default=3)
+    ap.add_argument("--nets", default=",".join("-".join(map(str, n)) for n in NETS),
+                    help="layer sizes, e.g. 784-64-10,784-256-128-10")
+    ap.add_argument("--batch-sizes", default=",".join(map(str, BATCHES)))
     ap.add_argument("--child", action="store_true")
     args = ap.parse_args(argv)
     if args.child:
@@ -81,7 +85,8 @@ def main(argv=None):
     runs = []
     for _ in range(args.repeat_processes):
         cmd = [sys.executable, __file__, "--child", "--threads", str(args.threads),
-               "--rounds", str(args.rounds), "--steps", str(args.steps), "--solver", args.solver]
+               "--rounds", str(args.rounds), "--steps", str(args.steps), "--solver", args.solver,
+               "--nets", args.nets, "--batch-sizes", args.batch_sizes]
         runs.append(json.loads(subprocess.run(cmd, capture_output=True, text=True,
                                               check=True).stdout))
     print(f"\n| network | batch | step MFLOP | 1 thread us/step | {args.threads} threads us/step "
