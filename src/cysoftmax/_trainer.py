@@ -225,8 +225,8 @@ def thread_plan(units, batch_size, environ=None, blas_threads=None, cpus=None):
         ours = _policy_users[0] > 0       # another fit's policy limit is in force
     if not ours:
         if current <= 1:
-            return None, ("BLAS's 1 thread (set by " + (", ".join(set_by) or "the user")
-                          + ")")
+            return None, ("BLAS's 1 thread (" + (f"set by {', '.join(set_by)}" if set_by else
+                                                 "a user limit, or one CPU") + ")")
         if set_by:
             return None, f"BLAS's {current} threads (set by {', '.join(set_by)})"
         if current < cpus:
