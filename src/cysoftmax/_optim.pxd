@@ -24,6 +24,16 @@
 # below the smallest normal number.  The weights are not flushed: few of
 # them become subnormal (266 of 235,146 by epoch 12 of a Fashion-MNIST fit)
 # and flushing them would change the model.
+#
+# The Adam update runs on the calling thread, after each layer's weight-
+# gradient gemm.  It is memory-bound (it streams p, g, m, v and writes p, m,
+# v: 28 bytes per float32 parameter; perf on 1 thread put 45% of the engine's
+# own samples on one load of that loop) and was about 13% of a 1-thread
+# Adam epoch of 784-256-128-10 at batch 128 (Adam epoch / SGD epoch 1.13 on
+# 1 thread, 1.27 on 2, benchmarks/latest_training.md).  Splitting it over an
+# OpenMP team of 2 (tried: pieces of 8192 entries, `prange`) puts a second
+# spinning thread pool beside OpenBLAS's: on this 2-vCPU VM under load, the
+# Adam epoch took 5-10x longer than serial; it is not done.
 from cython cimport floating
 from libc.math cimport sqrt, sqrtf, pow, cos, M_PI
 
