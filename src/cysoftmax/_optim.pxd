@@ -32,8 +32,13 @@
 # Adam epoch of 784-256-128-10 at batch 128 (Adam epoch / SGD epoch 1.13 on
 # 1 thread, 1.27 on 2, benchmarks/latest_training.md).  Splitting it over an
 # OpenMP team of 2 (tried: pieces of 8192 entries, `prange`) puts a second
-# spinning thread pool beside OpenBLAS's: on this 2-vCPU VM under load, the
-# Adam epoch took 5-10x longer than serial; it is not done.
+# thread pool beside OpenBLAS's.  On this 2-vCPU VM, 12,800 rows at batch
+# 128 with 2 BLAS threads, ABAB over processes: libgomp's default (spinning)
+# wait made the Adam epoch 14-20x slower than the serial update (about
+# 2.05 s against 0.11 s: its spinning thread takes the core OpenBLAS's
+# worker needs); with OMP_WAIT_POLICY=passive it was no faster than serial
+# (113 against 110 ms: waking the team for each of the 6 updates of a step
+# costs what the second core saves).  So the update is not split.
 from cython cimport floating
 from libc.math cimport sqrt, sqrtf, pow, cos, M_PI
 
