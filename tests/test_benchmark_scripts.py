@@ -1,4 +1,9 @@
-"""The fused output layer's benchmark scripts run (smoke runs, nothing timed).
+"""Benchmark scripts run (smoke runs, nothing timed).
+
+Issue 16's scripts at tiny sizes: ``bench_adam.py`` (the subnormal-state
+update, flush on and off), ``bench_threads.py`` (1 vs 2 threads) and
+``bench_training.py`` printing its Adam/SGD and 1-thread floor targets.
+The fused output layer's:
 
 ``benchmarks/bench_linear_ce.py --quick`` (its own fresh process per
 measurement, the memory accounting, the targets table) and
@@ -45,3 +50,24 @@ def test_bench_fused_training_runs():
     out = _run(BENCH / "bench_fused_training.py", "--classes", "2000,40000", "--batch", "64",
                "--rows", "128", "--hidden", "8", "--repeats", "1")
     assert "fused/unfused" in out
+
+
+def test_bench_adam_runs_and_reports_its_target():
+    out = _run(BENCH / "bench_adam.py", "--dtypes", "float32", "--rounds", "1", "--steps", "2",
+               "--fractions", "1.0")
+    assert "| float32 | 1 | on |" in out and "| float32 | 1 | off |" in out
+    assert "subnormal/normal" in out and ("[met]" in out or "[NOT met]" in out)
+
+
+def test_bench_threads_runs():
+    out = _run(BENCH / "bench_threads.py", "--nets", "20-8-3", "--batch-sizes", "4",
+               "--rounds", "1", "--steps", "2", "--repeat-processes", "1")
+    assert "| 20-8-3 | 4 |" in out and "2t / 1t" in out
+
+
+def test_bench_training_reports_issue_16s_targets():
+    out = _run(BENCH / "bench_training.py", "--quick", "--batch-sizes", "512", "--dtypes",
+               "float32", "--no-sklearn", "--no-torch", "--repeats", "1", "--segments", "1",
+               "--threads", "1")
+    assert "Adam epoch / SGD epoch" in out and "(target <= 1.15)" in out
+    assert "ours/floor" in out and "(target <= 1.1)" in out

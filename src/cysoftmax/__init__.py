@@ -44,8 +44,21 @@ __all__ = [
 ]
 
 
+def _training_line():
+    """The thread policy of training, and what it does in this process now."""
+    from . import _trainer
+
+    big = _trainer.TRAIN_THREADS_MIN_FLOPS
+    # a step at the threshold: what the larger steps get now (or the user's limit)
+    _, now = _trainer.thread_plan([1, big], 1)
+    return (f"training  BLAS's threads for the matrix products; 1 thread when a step's "
+            f"products are below {big / 1e6:g} MFLOP (6 x batch x weights); a user limit "
+            f"(threadpoolctl, *_NUM_THREADS) wins. Larger steps now: {now.split(':')[0]}")
+
+
 def show_config(file=None):
-    """Print how this cysoftmax was built and what it runs on: version, SIMD variant, BLAS."""
+    """Print how this cysoftmax was built and what it runs on: version, SIMD variant,
+    BLAS, and the thread policy of training."""
     import platform
     import sys
 
@@ -59,7 +72,7 @@ def show_config(file=None):
         (f"openmp    yes: large kernel calls use up to {_softmax.max_threads()} threads "
          "(OMP_NUM_THREADS, threadpoolctl)" if _softmax.openmp_enabled() else
          "openmp    no: the kernels run on the calling thread"),
-        "training  BLAS owns the threads inside a training step (its own pool)",
+        _training_line(),
     ]
     try:
         from threadpoolctl import threadpool_info

@@ -667,6 +667,9 @@ cdef class Trainer:
         self.opt.beta_2 = beta_2
         self.opt.epsilon = epsilon
         self.opt.t = 0
+        # Adam's moments are stored as 0 below the smallest normal number
+        # (_optim.adam_update): FLT_MIN / DBL_MIN
+        self.opt.tiny = float(np.finfo(dtype).tiny)
 
         cdef Py_ssize_t L = len(coefs)
         cdef Py_ssize_t m = coefs[L - 1].shape[1]
@@ -800,6 +803,19 @@ cdef class Trainer:
     def t(self):
         """Adam's time step: updates made so far (0 for the other solvers)."""
         return self.opt.t
+
+    @property
+    def _flush_below(self):
+        """Adam's moments of magnitude below this are stored as 0: the
+        smallest normal number of the dtype.  0 turns the flush off (for the
+        benchmark and the tests of the flush only; not pickled)."""
+        return self.opt.tiny
+
+    @_flush_below.setter
+    def _flush_below(self, double value):
+        if not (value >= 0 and isfinite(value)):
+            raise ValueError(f"_flush_below must be finite and >= 0; got {value}")
+        self.opt.tiny = value
 
     @property
     def optimizer_state(self):

@@ -6,12 +6,14 @@ trainer cache of a `Classifier`: which hyper-parameters make a trainer
 (`config`), when a kept one can be reused, and how the optimizer state
 (velocities, Adam's moments) carries over into a rebuilt one
 (`trainer_for`); and one epoch (`run_epoch`), through the file when X is
-memory-mapped (`_mmap`); and where a Ctrl-C lands during training
-(`interrupts_deferred`: between two epochs).  It calls the engine and
-`_mmap`, never the estimator module.
+memory-mapped (`_mmap`); where a Ctrl-C lands during training
+(`interrupts_deferred`: between two epochs); and how many BLAS threads the
+epochs run on (`thread_plan`, `training_threads`: the thread policy).  It
+calls the engine and `_mmap`, never the estimator module.
 """
 
 import contextlib
+import os
 import signal
 import threading
 import warnings
@@ -22,7 +24,8 @@ from ._engine import Trainer
 from ._mmap import _MappedFile
 from ._validation import check_dropout
 
-__all__ = ["init_weights", "batch_size_for", "config", "trainer_for", "run_epoch"]
+__all__ = ["init_weights", "batch_size_for", "config", "trainer_for", "run_epoch",
+           "step_flops", "thread_plan", "training_threads", "TRAIN_THREADS_MIN_FLOPS"]
 
 
 def init_weights(units, activation, dtype, rng):
@@ -144,3 +147,118 @@ def interrupts_deferred():
         yield flag
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# --------------------------------------------------------------------------
+# the thread policy of training (README, "Threads")
+# --------------------------------------------------------------------------
+
+# A training step whose matrix products are below this many flops runs BLAS
+# on one thread: its gemm calls are too small for a second thread to pay
+# for the hand-offs, and an OpenBLAS worker keeps spinning after each call,
+# so on a machine whose other cores are busy the second thread makes a step
+# several times slower.  Measured with benchmarks/bench_threads.py (2-vCPU
+# Zen 4 VM, float32, Adam, 1 vs 2 threads interleaved, medians of 3
+# processes): see README "Threads".
+TRAIN_THREADS_MIN_FLOPS = 20_000_000
+
+# environment variables that set a BLAS's thread count: the user's choice
+_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
+               "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+_controller = []              # the ThreadpoolController, made at first use
+_policy_lock = threading.Lock()
+_policy_users = [0, None]     # fits inside the policy's limit, and its limiter
+
+
+def step_flops(units, batch_size):
+    """Flops of the matrix products of one training step of the layer sizes
+    `units` at `batch_size` rows: forward, deltas and weight gradients,
+    ``6 * batch * sum_l fan_in * fan_out``."""
+    return 6 * int(batch_size) * sum(int(a) * int(b) for a, b in zip(units[:-1], units[1:]))
+
+
+def _blas_controller():
+    """threadpoolctl's view of the BLAS libraries, or None without threadpoolctl."""
+    if not _controller:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:          # pragma: no cover - scikit-learn requires it
+            _controller.append(None)
+        else:
+            _controller.append(ThreadpoolController())
+    return _controller[0]
+
+
+def _default_threads():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:           # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def thread_plan(units, batch_size, environ=None, blas_threads=None, cpus=None):
+    """``(threads, why)``: the BLAS thread count training takes for steps of
+    the layer sizes `units` at `batch_size`, and the reason.
+
+    threads is 1 when the policy limits BLAS to one thread for the fit, None
+    when training leaves BLAS's thread count as it is.  A user's choice
+    always wins: a ``*_NUM_THREADS`` variable in the environment, or a BLAS
+    thread count below the CPUs this process may run on (a
+    ``threadpoolctl.threadpool_limits`` in force).  `environ`,
+    `blas_threads` (the BLAS libraries' thread counts) and `cpus` default
+    to the process's own; the tests pass them.
+    """
+    environ = os.environ if environ is None else environ
+    set_by = [k for k in _THREAD_ENV if environ.get(k, "").strip()]
+    if blas_threads is None:
+        ctl = _blas_controller()
+        if ctl is None:
+            return None, "BLAS's own thread count (threadpoolctl is not installed)"
+        blas_threads = [lib.num_threads for lib in ctl.select(user_api="blas").lib_controllers]
+    if not blas_threads:
+        return None, "BLAS's own thread count (threadpoolctl sees no BLAS)"
+    cpus = _default_threads() if cpus is None else cpus
+    current = min(blas_threads)
+    flops = step_flops(units, batch_size)
+    with _policy_lock:
+        ours = _policy_users[0] > 0       # another fit's policy limit is in force
+    if not ours:
+        if current <= 1:
+            return None, ("BLAS's 1 thread (" + (f"set by {', '.join(set_by)}" if set_by else
+                                                 "a user limit, or one CPU") + ")")
+        if set_by:
+            return None, f"BLAS's {current} threads (set by {', '.join(set_by)})"
+        if current < cpus:
+            return None, f"BLAS's {current} threads (a user limit: threadpoolctl)"
+    if flops < TRAIN_THREADS_MIN_FLOPS:
+        return 1, (f"1 BLAS thread: a step's matrix products are {flops / 1e6:.1f} MFLOP, "
+                   f"below {TRAIN_THREADS_MIN_FLOPS / 1e6:g}")
+    return None, (f"BLAS's {current} thread{'s' if current > 1 else ''}: a step's matrix "
+                  f"products are {flops / 1e6:.1f} MFLOP, at least "
+                  f"{TRAIN_THREADS_MIN_FLOPS / 1e6:g}")
+
+
+@contextlib.contextmanager
+def training_threads(units, batch_size):
+    """Within: BLAS runs on the threads `thread_plan` gives (yields it).
+
+    The limit is process-wide (BLAS has one thread count): fits in several
+    Python threads at once share it; it is set by the first fit that asks
+    for one thread and lifted when the last of them ends."""
+    threads, why = thread_plan(units, batch_size)
+    if threads is None:
+        yield threads, why
+        return
+    with _policy_lock:
+        if _policy_users[0] == 0:
+            _policy_users[1] = _blas_controller().limit(limits=threads, user_api="blas")
+        _policy_users[0] += 1
+    try:
+        yield threads, why
+    finally:
+        with _policy_lock:
+            _policy_users[0] -= 1
+            if _policy_users[0] == 0:
+                _policy_users[1].restore_original_limits()
+                _policy_users[1] = None

@@ -695,7 +695,9 @@ default="relu"
         # a Ctrl-C sets `interrupted`; it is acted on between two epochs, after
         # the bookkeeping of the one in flight (see _trainer.interrupts_deferred)
         try:
-            with _trainer.interrupts_deferred() as interrupted:
+            # the thread policy: small steps run BLAS on 1 thread (README "Threads")
+            with _trainer.training_threads(trainer.layer_sizes, batch_size), \
+                    _trainer.interrupts_deferred() as interrupted:
                 for _ in range(self.max_iter):
                     t0 = time.perf_counter()
                     if self.shuffle:
