@@ -288,6 +288,11 @@ static inline void FN(fill)(T *o, ptrdiff_t m, T v)
  * On return: buf holds exp(z - r), r[b] the row max, tail[b] and n1[b]
  * the split sum (double: see the file comment), and ok[b] is 1 where the
  * row max is finite (else the row is a NaN row).
+ * The moves into and out of buf (block_load, block_store_scaled) and
+ * log_softmax's row-wise store are element-by-element loops here, the
+ * portable source; in the avx512 variant small_avx512.h moves the same
+ * values with masked row loads, permutes in registers and masked row
+ * stores (CS_SMALL_SIMD): those loops were most of the time at m = 10.
  */
 /* col[b] = exp(col[b] - r[b]) over the m columns of buf, split-summed */
 CS_ALWAYS_INLINE void FN(block_exp_cols)(T *buf, ptrdiff_t m, const T *r, double *tail,
