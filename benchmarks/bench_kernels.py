@@ -230,6 +230,37 @@ def bench_config(cs, torch, F, shape, dtype, timer, warnings):
     return times
 
 
+# issue 16 ("Speed v2", small class counts): the targets the small-m path is held to
+TARGET_SHAPES = ((60000, 10), (128, 10))
+TARGET_RATIO = 8.0          # >= 8x SciPy and PyTorch, softmax and log_softmax, both dtypes
+TARGET_CALL_US = 1.2        # <= 1.2 us per whole softmax call at (128, 10) float32
+
+
+def target_lines(results, ovh):
+    """[met] / [NOT met] for the small-m targets among what was measured."""
+    lines = []
+    for shape, dtype, t in results:
+        if tuple(shape) not in TARGET_SHAPES:
+            continue
+        for kern in ("softmax", "log_softmax"):
+            ours = t.get(f"{kern}.ours")
+            for peer in ("scipy", "torch"):
+                other = t.get(f"{kern}.{peer}")
+                if ours is None or other is None:
+                    continue
+                r = other / ours
+                lines.append(f"[{'met' if r >= TARGET_RATIO else 'NOT met'}] {kern} "
+                             f"{shape[0]}x{shape[1]} {dtype.name}: {peer}/ours = {r:.2f}x "
+                             f"(target >= {TARGET_RATIO:g}x)")
+    for row in ovh:
+        if row[0] == "cysoftmax.softmax" and row[1] == "float32":
+            us = float(row[2])
+            lines.append(f"[{'met' if us <= TARGET_CALL_US else 'NOT met'}] softmax "
+                         f"{OVERHEAD_SHAPE[0]}x{OVERHEAD_SHAPE[1]} float32 whole call: "
+                         f"{us:.2f} us (target <= {TARGET_CALL_US:g} us)")
+    return lines
+
+
 def overhead_rows(cs, torch, dtypes, timer):
     """Microseconds per call at a small shape: mostly Python and dispatch overhead."""
     rows = []
@@ -743,6 +774,12 @@ def main(argv=None):
                        title=f"Python call overhead at shape {OVERHEAD_SHAPE[0]}x"
                              f"{OVERHEAD_SHAPE[1]}  [{thr}]"))
     print()
+    targets = target_lines(results, ovh)
+    if targets:
+        print(f"Targets (issue 16, small class counts)  [{thr}]")
+        for line in targets:
+            print("  " + line)
+        print()
 
     notes = [
         "ns/el = best time per call / (rows*cols). Ratios peer/ours > 1 mean cysoftmax is "

@@ -11,6 +11,7 @@
 #include <math.h>
 #include "rows.h"
 #include "cs_exp.h"
+#include "small_avx512.h"   /* in-register transposes of the small-m blocks (avx512 only) */
 
 #ifndef CS_VARIANT
 #error "CS_VARIANT must be defined (baseline, avx2, avx512)"
@@ -22,6 +23,8 @@
 #define CS_CAT3_(a, b, c) a##_##b##_##c
 #define CS_CAT3(a, b, c) CS_CAT3_(a, b, c)
 #define FN(name) CS_CAT3(name, S, CS_VARIANT)
+#define CS_CAT2_(a, b) a##b
+#define CS_CAT2(a, b) CS_CAT2_(a, b)
 /* a loop helper that takes the exp as a constant argument, called with the
    one the row needs (see rows.template.h) */
 #define CS_EXP_SEL(nr, f, ...) ((nr) ? f(__VA_ARGS__, CS_EXP_NR) : f(__VA_ARGS__, CS_EXP))

@@ -288,6 +288,11 @@ static inline void FN(fill)(T *o, ptrdiff_t m, T v)
  * On return: buf holds exp(z - r), r[b] the row max, tail[b] and n1[b]
  * the split sum (double: see the file comment), and ok[b] is 1 where the
  * row max is finite (else the row is a NaN row).
+ * The moves into and out of buf (block_load, block_store_scaled) and
+ * log_softmax's row-wise store are element-by-element loops here, the
+ * portable source; in the avx512 variant small_avx512.h moves the same
+ * values with masked row loads, permutes in registers and masked row
+ * stores (CS_SMALL_SIMD): those loops were most of the time at m = 10.
  */
 /* col[b] = exp(col[b] - r[b]) over the m columns of buf, split-summed */
 CS_ALWAYS_INLINE void FN(block_exp_cols)(T *buf, ptrdiff_t m, const T *r, double *tail,
@@ -350,6 +355,10 @@ CS_ALWAYS_INLINE int FN(block_load)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptr
     /* j outer, b inner: the compiler turns the b loop into plain loads
        (a full block) rather than scatters, which are slow (measured: the
        b-outer order cost 1.9 ns/element at m = 10 in float, this 1.1) */
+#ifdef CS_SMALL_SIMD
+    /* the same values moved by in-register transposes (small_avx512.h) */
+    CS_CAT2(cs_small_tload_, S)(z, ldz, nb, m, buf);
+#else
     if (nb == CS_BLK) {
         for (ptrdiff_t j = 0; j < m; j++)
             for (ptrdiff_t b = 0; b < CS_BLK; b++)
@@ -359,6 +368,7 @@ CS_ALWAYS_INLINE int FN(block_load)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptr
             for (ptrdiff_t b = 0; b < CS_BLK; b++)
                 buf[j * CS_BLK + b] = b < nb ? z[b * ldz + j] : 0;
     }
+#endif
     T lo[CS_BLK];
 #pragma omp simd
     for (ptrdiff_t b = 0; b < CS_BLK; b++) {
@@ -403,11 +413,15 @@ CS_ALWAYS_INLINE void FN(block_exp)(const T *z, ptrdiff_t ldz, ptrdiff_t nb, ptr
 static inline void FN(block_store_scaled)(const T *buf, const T *c, T *out, ptrdiff_t ldo,
                                           ptrdiff_t nb, ptrdiff_t m)
 {
+#ifdef CS_SMALL_SIMD
+    CS_CAT2(cs_small_tstore_, S)(buf, c, out, ldo, nb, m);   /* (small_avx512.h) */
+#else
     for (ptrdiff_t b = 0; b < nb; b++) {
         T *o = out + b * ldo;
         for (ptrdiff_t j = 0; j < m; j++)
             o[j] = buf[j * CS_BLK + b] * c[b];
     }
+#endif
 }
 
 static void FN(softmax_small)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
@@ -436,12 +450,16 @@ static void FN(log_softmax_small)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t l
 #pragma omp simd
         for (ptrdiff_t b = 0; b < CS_BLK; b++)   /* (padding lanes: n1 = m) */
             ls[b] = CS_FINITE(r[b]) ? (T)cs_log1p_d((n1[b] - 1.0) + tail[b]) : (T)NAN;
+#ifdef CS_SMALL_SIMD
+        CS_CAT2(cs_small_rows_sub_, S)(z + i0 * ldz, ldz, r, ls, out + i0 * ldo, ldo, nb, m);
+#else
         for (ptrdiff_t b = 0; b < nb; b++) {
             const T *zi = z + (i0 + b) * ldz;
             T *o = out + (i0 + b) * ldo;
             for (ptrdiff_t j = 0; j < m; j++)     /* elementwise: safe in place */
                 o[j] = (zi[j] - r[b]) - ls[b];
         }
+#endif
     }
 }
 
