@@ -260,6 +260,9 @@ CS_ALWAYS_INLINE double FN(exp_split_with)(const T *z, T *o, ptrdiff_t m, T r, d
 /* the split sum with the exp chosen for the row (nr: see row_max_nr) */
 static inline double FN(exp_split)(const T *z, T *o, ptrdiff_t m, T r, int nr, double *n1)
 {
+#ifdef CS_AVX512
+    return CS_V(cs_v_exp_split)(z, o, m, r, nr, n1);   /* (ones counted: cs_exp_avx512.h) */
+#endif
     return CS_EXP_SEL(nr, FN(exp_split_with), z, o, m, r, n1);
 }
 
@@ -463,6 +466,10 @@ void FN(cs_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
         }
         double n1, tail = FN(exp_split)(zi, oi, m, r, nr, &n1);
         T inv = (T)(1.0 / (n1 + tail));
+#ifdef CS_AVX512
+        CS_V(cs_v_scale)(oi, m, inv);
+        continue;
+#endif
 #pragma omp simd
         for (ptrdiff_t j = 0; j < m; j++)
             oi[j] *= inv;
@@ -490,6 +497,10 @@ void FN(cs_log_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
            sign, so every entry is accurate in relative terms. */
         double n1, tail = FN(exp_split)(zi, NULL, m, r, nr, &n1);
         T ls = (T)log1p((n1 - 1.0) + tail);
+#ifdef CS_AVX512
+        CS_V(cs_v_shift)(zi, oi, m, r, ls);
+        continue;
+#endif
         if (zi == oi) {
 #pragma omp simd
             for (ptrdiff_t j = 0; j < m; j++)
@@ -751,9 +762,13 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
             double c = scale / s;
             if (scale <= 1.0) {
                 T ct = (T)c;
+#ifdef CS_AVX512
+                CS_V(cs_v_scale)(gi, m, ct);
+#else
 #pragma omp simd
                 for (ptrdiff_t j = 0; j < m; j++)
                     gi[j] *= ct;
+#endif
             } else {
 #pragma omp simd
                 for (ptrdiff_t j = 0; j < m; j++)
@@ -778,6 +793,10 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
 /* elementwise exp, exposed for testing the exp's accuracy. */
 void FN(cs_exp_array)(const T *x, T *out, ptrdiff_t n)
 {
+#ifdef CS_AVX512
+    CS_V(cs_v_exp_array)(x, out, n, 0);
+    return;
+#endif
 #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++)
         out[i] = CS_EXP(x[i]);
@@ -787,6 +806,10 @@ void FN(cs_exp_array)(const T *x, T *out, ptrdiff_t n)
    outside that range its result is meaningless) */
 void FN(cs_exp_nr_array)(const T *x, T *out, ptrdiff_t n)
 {
+#ifdef CS_AVX512
+    CS_V(cs_v_exp_array)(x, out, n, 1);
+    return;
+#endif
 #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++)
         out[i] = CS_EXP_NR(x[i]);
