@@ -50,6 +50,7 @@
 #define CS_EXP_AVX512_H
 
 #include <immintrin.h>
+#include <math.h>
 #include "cs_exp.h"
 
 #define CS_V_BLK_f 256   /* float32 entries per block of the tail sum */
@@ -209,9 +210,41 @@ CS_ALWAYS_INLINE double cs_v_exp_split_with_##S(const T *z, T *o, ptrdiff_t m, T
                                                                                         \
 static inline double cs_v_exp_split_##S(const T *z, T *o, ptrdiff_t m, T r, int nr,    \
                                         double *n1)                                     \
-{                                                                                       \
+{   /* (each case its own loop: no test of o per vector) */                             \
+    if (o == NULL)                                                                      \
+        return nr ? cs_v_exp_split_with_##S(z, NULL, m, r, n1, cs_v_exp_nr_##S)         \
+                  : cs_v_exp_split_with_##S(z, NULL, m, r, n1, cs_v_exp_##S);           \
     return nr ? cs_v_exp_split_with_##S(z, o, m, r, n1, cs_v_exp_nr_##S)                \
               : cs_v_exp_split_with_##S(z, o, m, r, n1, cs_v_exp_##S);                  \
+}                                                                                       \
+                                                                                        \
+/* pass 1 of a row: its max (NaN entries skipped: max(z, acc) keeps acc for a   \
+   NaN z) and whether min - max >= lo (rows.template.h, row_max_nr), with four  \
+   max/min accumulator pairs in flight and a masked last vector */              \
+static inline T cs_v_row_max_nr_##S(const T *z, ptrdiff_t m, int *nr, T lo)             \
+{                                                                                       \
+    V r0 = _mm512_set1_##SUF(-(T)INFINITY), r1 = r0, r2 = r0, r3 = r0;                  \
+    V l0 = _mm512_set1_##SUF((T)INFINITY), l1 = l0, l2 = l0, l3 = l0;                   \
+    ptrdiff_t j = 0;                                                                    \
+    for (; m - j >= 4 * L; j += 4 * L) {                                                \
+        V x0 = _mm512_loadu_##SUF(z + j), x1 = _mm512_loadu_##SUF(z + j + L);           \
+        V x2 = _mm512_loadu_##SUF(z + j + 2 * L), x3 = _mm512_loadu_##SUF(z + j + 3 * L); \
+        r0 = _mm512_max_##SUF(x0, r0); l0 = _mm512_min_##SUF(x0, l0);                   \
+        r1 = _mm512_max_##SUF(x1, r1); l1 = _mm512_min_##SUF(x1, l1);                   \
+        r2 = _mm512_max_##SUF(x2, r2); l2 = _mm512_min_##SUF(x2, l2);                   \
+        r3 = _mm512_max_##SUF(x3, r3); l3 = _mm512_min_##SUF(x3, l3);                   \
+    }                                                                                   \
+    for (; j < m; j += L) {                                                             \
+        M k = m - j >= L ? (M)~(M)0 : CS_V_TAIL(M, m - j);                              \
+        V x = _mm512_maskz_loadu_##SUF(k, z + j);                                       \
+        r0 = _mm512_mask_max_##SUF(r0, k, x, r0);                                       \
+        l0 = _mm512_mask_min_##SUF(l0, k, x, l0);                                       \
+    }                                                                                   \
+    r0 = _mm512_max_##SUF(_mm512_max_##SUF(r0, r1), _mm512_max_##SUF(r2, r3));          \
+    l0 = _mm512_min_##SUF(_mm512_min_##SUF(l0, l1), _mm512_min_##SUF(l2, l3));          \
+    T r = _mm512_reduce_max_##SUF(r0), mn = _mm512_reduce_min_##SUF(l0);                \
+    *nr = mn - r >= lo;                                                                 \
+    return r;                                                                           \
 }                                                                                       \
                                                                                         \
 /* o_j *= c over a row (softmax's scale pass) */                                        \

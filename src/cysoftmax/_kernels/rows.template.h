@@ -32,6 +32,9 @@
    infinite min or max answers no) */
 static inline T FN(row_max_nr)(const T *z, ptrdiff_t m, int *nr)
 {
+#ifdef CS_AVX512
+    return CS_V(cs_v_row_max_nr)(z, m, nr, CS_EXP_LO);
+#endif
     T r = -(T)INFINITY, lo = (T)INFINITY;
 #pragma omp simd reduction(max : r) reduction(min : lo)
     for (ptrdiff_t j = 0; j < m; j++) {
