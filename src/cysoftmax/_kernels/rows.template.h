@@ -25,6 +25,14 @@
  * finite row turns s, hence the whole row, into NaN without a branch.
  * The loops carry `omp simd` so that the reductions (max, sum) vectorize
  * without -ffast-math; the build passes -fopenmp-simd (no OpenMP runtime).
+ * In the avx512 variant (CS_AVX512, rows.c) passes 1-3 of the large-m rows
+ * (row_max_nr, exp_split, the scale of softmax and the NLL gradient, the
+ * shift of log_softmax) and the exp arrays run the intrinsic loops of
+ * cs_exp_avx512.h instead: the same exp (vscalef for 2^n); the split sum
+ * there counts every exp exactly 1 into n1 and sums the others, float32 in
+ * float lanes over blocks (its file comment: the error bound).  The masked
+ * (where=) kernels call exp_split_with / exp_seg_with directly and keep
+ * the generic loops.
  */
 
 /* max of a row (NaN entries are skipped: their effect comes through s),
