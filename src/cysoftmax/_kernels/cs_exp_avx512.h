@@ -165,7 +165,7 @@ static inline void cs_v_exp_array_##S(const T *x, T *out, ptrdiff_t n, int nr)  
 CS_ALWAYS_INLINE unsigned cs_v_split_step_##S(const T *z, T *o, V rv, M k, V *acc,      \
                                               V (*ex)(V))                               \
 {                                                                                       \
-    V e = ex(_mm512_sub_##SUF(_mm512_maskz_loadu_##SUF(k, z), rv));                     \
+    V e = ex(_mm512_maskz_sub_##SUF(k, _mm512_maskz_loadu_##SUF(k, z), rv));            \
     if (o != NULL)                                                                      \
         _mm512_mask_storeu_##SUF(o, k, e);                                              \
     M ne = _mm512_mask_cmp_##SUF##_mask(k, e, _mm512_set1_##SUF(1), _CMP_NEQ_UQ);       \
