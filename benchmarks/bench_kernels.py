@@ -168,6 +168,10 @@ def bench_config(cs, torch, F, shape, dtype, timer, warnings):
     # memory-bandwidth floor
     dst = np.empty_like(z)
     fns["copy"] = lambda: np.copyto(dst, z)
+    # ours into a preallocated output (out=): the like-for-like peer of copy
+    outb = np.empty_like(z)
+    fns["softmax.ours_out"] = lambda: cs.softmax(z, out=outb)
+    fns["log_softmax.ours_out"] = lambda: cs.log_softmax(z, out=outb)
 
     # softmax / log_softmax
     fns["softmax.ours"] = lambda: cs.softmax(z)
@@ -231,16 +235,16 @@ def bench_config(cs, torch, F, shape, dtype, timer, warnings):
 
 
 # issue 16 ("Speed v2", small class counts): the targets the small-m path is held to
-TARGET_SHAPES = ((60000, 10), (128, 10))
+SMALL_TARGET_SHAPES = ((60000, 10), (128, 10))
 TARGET_RATIO = 8.0          # >= 8x SciPy and PyTorch, softmax and log_softmax, both dtypes
 TARGET_CALL_US = 1.2        # <= 1.2 us per whole softmax call at (128, 10) float32
 
 
-def target_lines(results, ovh):
+def small_target_lines(results, ovh):
     """[met] / [NOT met] for the small-m targets among what was measured."""
     lines = []
     for shape, dtype, t in results:
-        if tuple(shape) not in TARGET_SHAPES:
+        if tuple(shape) not in SMALL_TARGET_SHAPES:
             continue
         for kern in ("softmax", "log_softmax"):
             ours = t.get(f"{kern}.ours")
@@ -259,6 +263,42 @@ def target_lines(results, ovh):
                          f"{OVERHEAD_SHAPE[0]}x{OVERHEAD_SHAPE[1]} float32 whole call: "
                          f"{us:.2f} us (target <= {TARGET_CALL_US:g} us)")
     return lines
+
+
+# Issue 16 ("Speed v2") targets at large class counts, one thread: softmax and
+# log_softmax into a preallocated output (out=) against np.copyto into one.
+TARGET_SHAPES = ((4096, 1000), (256, 32000))
+
+
+def target_lines(results):
+    """The issue's targets as [met] / [NOT met] lines, from this run's timings."""
+    lines = ["targets (issue 16, large m; ours = softmax/log_softmax(z, out=o), "
+             "copy = np.copyto(o, z)):"]
+
+    def line(ok, text):
+        lines.append(f"  [{'met' if ok else 'NOT met'}] {text}")
+
+    for shape, dtype, t in results:
+        if tuple(shape) not in TARGET_SHAPES:
+            continue
+        nel = shape[0] * shape[1]
+        tag = f"{shape[0]}x{shape[1]} {dtype.name}"
+        cp = t["copy"] / nel
+        for kern in ("softmax", "log_softmax"):
+            ns = t[f"{kern}.ours_out"] / nel
+            if dtype == np.float32:
+                line(ns <= 0.25 or ns <= 1.2 * cp,
+                     f"{kern} {tag}: {ns:.3f} ns/el, {ns / cp:.2f}x copy "
+                     "(<= 0.25 ns/el or <= 1.2x copy)")
+            else:
+                line(ns <= 1.3 * cp, f"{kern} {tag}: {ns / cp:.2f}x copy (<= 1.3x copy)")
+        nll = t["loss.ours"] / nel
+        sm = t["softmax.ours"] / nel
+        if "loss.torch" in t:
+            r = t["loss.torch"] / t["loss.ours"]
+            line(r >= 4.0, f"fused NLL {tag}: torch cross_entropy fwd+bwd / ours = {r:.2f}x (>= 4x)")
+        line(nll <= 1.1 * sm, f"fused NLL {tag}: {nll / sm:.2f}x our softmax (<= 1.1x)")
+    return "\n".join(lines)
 
 
 def overhead_rows(cs, torch, dtypes, timer):
@@ -724,11 +764,12 @@ def main(argv=None):
             g = {k: (t.get(f"{kern}.{k}") / nel if f"{kern}.{k}" in t else None)
                  for k in ("ours", "scipy", "numpy", "torch")}
             cp = t["copy"] / nel
+            out_ns = t[f"{kern}.ours_out"] / nel   # into a preallocated out=, as copy
             rows.append([f"{shape[0]}x{shape[1]}", dtype.name,
                          fmt_ns(g["ours"]), fmt_ns(g["scipy"]), fmt_ns(g["numpy"]),
                          fmt_ns(g["torch"]), fmt_ns(cp),
                          fmt_ratio(g["scipy"], g["ours"]), fmt_ratio(g["numpy"], g["ours"]),
-                         fmt_ratio(g["torch"], g["ours"]), fmt_ratio(g["ours"], cp)])
+                         fmt_ratio(g["torch"], g["ours"]), fmt_ratio(out_ns, cp)])
         header = ["shape", "dtype", "ours ns/el", "scipy ns/el", "numpy ns/el", "torch ns/el",
                   "copy ns/el", "scipy/ours", "numpy/ours", "torch/ours", "ours/copy"]
         if torch is None:
@@ -758,6 +799,9 @@ def main(argv=None):
     print(format_table(header, rows, markdown=md, title=title))
     print()
 
+    print(target_lines(results))
+    print()
+
     if opt_results:
         header = ["shape", "dtype", "option", "ours ns/el", "ours/plain", "torch ns/el",
                   "torch/its plain", "torch/ours"]
@@ -774,7 +818,7 @@ def main(argv=None):
                        title=f"Python call overhead at shape {OVERHEAD_SHAPE[0]}x"
                              f"{OVERHEAD_SHAPE[1]}  [{thr}]"))
     print()
-    targets = target_lines(results, ovh)
+    targets = small_target_lines(results, ovh)
     if targets:
         print(f"Targets (issue 16, small class counts)  [{thr}]")
         for line in targets:
@@ -784,7 +828,8 @@ def main(argv=None):
     notes = [
         "ns/el = best time per call / (rows*cols). Ratios peer/ours > 1 mean cysoftmax is "
         "faster; ours/copy = our time in units of the np.copyto bandwidth floor "
-        "(copy writes into a preallocated array; every other column allocates its output).",
+        "(for softmax/log_softmax: ours(z, out=o) against np.copyto(o, z), both into a "
+        "preallocated array; every other column allocates its output).",
         "numpy = plain NumPy (max-subtract, exp, sum, divide; log version subtracts "
         "log(sum(exp))); torch = torch.softmax/log_softmax(torch.from_numpy(z), dim=-1) and "
         "F.cross_entropy forward+backward with int64 labels, grad reset to None each rep.",

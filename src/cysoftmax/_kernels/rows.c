@@ -12,6 +12,18 @@
 #include "rows.h"
 #include "cs_exp.h"
 #include "small_avx512.h"   /* in-register transposes of the small-m blocks (avx512 only) */
+/* The avx512 variant (-march=x86-64-v4) runs the exp, the exp-and-sum pass
+   and the scale / shift passes of the large-m rows in intrinsics
+   (cs_exp_avx512.h: vscalef, four vectors in flight, masked row tails); the
+   other variants, and any build without AVX-512, the generic C below.
+   CS_V(name): that header's name_<S> for the template's type. */
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include "cs_exp_avx512.h"
+#define CS_AVX512 1
+#define CS_VCAT_(a, b) a##_##b
+#define CS_VCAT(a, b) CS_VCAT_(a, b)
+#define CS_V(name) CS_VCAT(name, S)
+#endif
 
 #ifndef CS_VARIANT
 #error "CS_VARIANT must be defined (baseline, avx2, avx512)"

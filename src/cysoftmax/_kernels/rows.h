@@ -10,7 +10,9 @@
  * included once per type by rows.c, and rows.c is compiled once per SIMD
  * variant (names suffixed _baseline, _avx2, _avx512).  The unsuffixed
  * functions below (dispatch.c) forward to the variant chosen by
- * cs_simd_select(); sums are accumulated in double for both types.
+ * cs_simd_select(); sums are accumulated in double for both types (the
+ * avx512 variant's large-m rows: float32 in float lanes over blocks of 256
+ * entries, each block's sum added in double; cs_exp_avx512.h).
  */
 #ifndef CS_ROWS_H
 #define CS_ROWS_H

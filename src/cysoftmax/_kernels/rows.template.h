@@ -25,6 +25,14 @@
  * finite row turns s, hence the whole row, into NaN without a branch.
  * The loops carry `omp simd` so that the reductions (max, sum) vectorize
  * without -ffast-math; the build passes -fopenmp-simd (no OpenMP runtime).
+ * In the avx512 variant (CS_AVX512, rows.c) passes 1-3 of the large-m rows
+ * (row_max_nr, exp_split, the scale of softmax and the NLL gradient, the
+ * shift of log_softmax) and the exp arrays run the intrinsic loops of
+ * cs_exp_avx512.h instead: the same exp (vscalef for 2^n); the split sum
+ * there counts every exp exactly 1 into n1 and sums the others, float32 in
+ * float lanes over blocks (its file comment: the error bound).  The masked
+ * (where=) kernels call exp_split_with / exp_seg_with directly and keep
+ * the generic loops.
  */
 
 /* max of a row (NaN entries are skipped: their effect comes through s),
@@ -32,6 +40,9 @@
    infinite min or max answers no) */
 static inline T FN(row_max_nr)(const T *z, ptrdiff_t m, int *nr)
 {
+#ifdef CS_AVX512
+    return CS_V(cs_v_row_max_nr)(z, m, nr, CS_EXP_LO);
+#endif
     T r = -(T)INFINITY, lo = (T)INFINITY;
 #pragma omp simd reduction(max : r) reduction(min : lo)
     for (ptrdiff_t j = 0; j < m; j++) {
@@ -260,6 +271,9 @@ CS_ALWAYS_INLINE double FN(exp_split_with)(const T *z, T *o, ptrdiff_t m, T r, d
 /* the split sum with the exp chosen for the row (nr: see row_max_nr) */
 static inline double FN(exp_split)(const T *z, T *o, ptrdiff_t m, T r, int nr, double *n1)
 {
+#ifdef CS_AVX512
+    return CS_V(cs_v_exp_split)(z, o, m, r, nr, n1);   /* (ones counted: cs_exp_avx512.h) */
+#endif
     return CS_EXP_SEL(nr, FN(exp_split_with), z, o, m, r, n1);
 }
 
@@ -481,6 +495,10 @@ void FN(cs_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
         }
         double n1, tail = FN(exp_split)(zi, oi, m, r, nr, &n1);
         T inv = (T)(1.0 / (n1 + tail));
+#ifdef CS_AVX512
+        CS_V(cs_v_scale)(oi, m, inv);
+        continue;
+#endif
 #pragma omp simd
         for (ptrdiff_t j = 0; j < m; j++)
             oi[j] *= inv;
@@ -508,6 +526,10 @@ void FN(cs_log_softmax)(const T *z, ptrdiff_t ldz, T *out, ptrdiff_t ldo,
            sign, so every entry is accurate in relative terms. */
         double n1, tail = FN(exp_split)(zi, NULL, m, r, nr, &n1);
         T ls = (T)log1p((n1 - 1.0) + tail);
+#ifdef CS_AVX512
+        CS_V(cs_v_shift)(zi, oi, m, r, ls);
+        continue;
+#endif
         if (zi == oi) {
 #pragma omp simd
             for (ptrdiff_t j = 0; j < m; j++)
@@ -769,9 +791,13 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
             double c = scale / s;
             if (scale <= 1.0) {
                 T ct = (T)c;
+#ifdef CS_AVX512
+                CS_V(cs_v_scale)(gi, m, ct);
+#else
 #pragma omp simd
                 for (ptrdiff_t j = 0; j < m; j++)
                     gi[j] *= ct;
+#endif
             } else {
 #pragma omp simd
                 for (ptrdiff_t j = 0; j < m; j++)
@@ -796,6 +822,10 @@ double FN(cs_nll)(const T *z, ptrdiff_t ldz, const ptrdiff_t *y,
 /* elementwise exp, exposed for testing the exp's accuracy. */
 void FN(cs_exp_array)(const T *x, T *out, ptrdiff_t n)
 {
+#ifdef CS_AVX512
+    CS_V(cs_v_exp_array)(x, out, n, 0);
+    return;
+#endif
 #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++)
         out[i] = CS_EXP(x[i]);
@@ -805,6 +835,10 @@ void FN(cs_exp_array)(const T *x, T *out, ptrdiff_t n)
    outside that range its result is meaningless) */
 void FN(cs_exp_nr_array)(const T *x, T *out, ptrdiff_t n)
 {
+#ifdef CS_AVX512
+    CS_V(cs_v_exp_array)(x, out, n, 1);
+    return;
+#endif
 #pragma omp simd
     for (ptrdiff_t i = 0; i < n; i++)
         out[i] = CS_EXP_NR(x[i]);
