@@ -166,7 +166,7 @@ TRAIN_THREADS_MIN_FLOPS = 20_000_000
 _THREAD_ENV = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
                "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
-_controller = []              # the ThreadpoolController, made at first use
+_controller: list = []        # the ThreadpoolController, made at first use
 _policy_lock = threading.Lock()
 _policy_users = [0, None]     # fits inside the policy's limit, and its limiter
 
