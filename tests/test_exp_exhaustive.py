@@ -54,7 +54,11 @@ def _f32_sample(n, seed):
 
 
 def test_float64_np_exp_is_a_good_enough_reference_for_float32():
-    """The sweep's reference: np.exp in float64 within 1 float64 ulp (vs mpmath)."""
+    """The sweep's reference: np.exp in float64 within a few float64 ulps (vs mpmath).
+
+    What the sweep needs is that the reference's error is negligible against
+    a float32 ulp: 4 float64 ulps are 2^-27 of one.  (NumPy >= 2 is within
+    1 ulp here; NumPy 1.25, the oldest we support, within about 1.5.)"""
     x = _f32_sample(20_000, 5)
     ref = np.exp(x.astype(np.float64))
     worst = 0.0
@@ -62,7 +66,7 @@ def test_float64_np_exp_is_a_good_enough_reference_for_float32():
         exact = mp.exp(mp.mpf(xi))
         worst = max(worst, float(abs(mp.mpf(ri) - exact) / mp.mpf(float(np.spacing(ri)))))
     print(f"\nnp.exp float64 on float32 inputs: max error {worst:.3f} float64 ulp")
-    assert worst <= 1.0
+    assert worst <= 4.0
 
 
 def _run_sweep(variant):
